@@ -17,8 +17,6 @@ import os
 import pkgutil
 import sys
 
-import click
-
 from datatool.cli._app import app
 from datatool.errors import DatatoolError
 
@@ -35,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
         args.remove("--debug")
         debug = True
     try:
-        code = app(args=args, prog_name="datatool", standalone_mode=False)
+        # Standalone mode: typer handles --help, usage errors (exit 2) and typer.Exit codes.
+        app(args=args, prog_name="datatool", standalone_mode=True)
     except DatatoolError as exc:
         if debug:
             raise
@@ -44,11 +43,6 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("datatool: interrupted", file=sys.stderr)
         sys.exit(130)
-    except click.exceptions.ClickException as exc:  # usage errors: bad option, missing argument
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(1)
     except Exception as exc:  # anything unforeseen still gets one line, not a traceback
         if debug:
             raise
@@ -58,4 +52,3 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(3)
-    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,166 @@
+"""The check engine: scan the layout, run every registered check, build one report.
+
+Structure checks run first on names alone. Then each sample (or, for a flat
+set, a chunk of pairs) is a unit of work: its files are decoded once in a
+worker process and every pair and sample check runs on them. Dataset checks
+(duplicates, leakage) run last on what the workers handed back. All findings
+are collected; the verdict is decided once, in :meth:`Report.build`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from datatool import io
+from datatool.checks import (
+    CheckOptions,
+    DatasetData,
+    PairData,
+    SampleData,
+    checks_for,
+    unreadable,
+)
+from datatool.errors import ImageReadError
+from datatool.findings import Finding, PairStats, Report
+from datatool.layout import DatasetLayout, PairEntry, SampleEntry, scan
+
+_FLAT_CHUNK = 32
+
+UnitResult = tuple[list[Finding], list[tuple[PairStats, dict[str, Any]]]]
+
+
+def _decode(root: Path, rel: str | None, findings: list[Finding]) -> io.DecodedImage | None:
+    if rel is None:
+        return None
+    try:
+        return io.read_image(root / rel)
+    except ImageReadError as exc:
+        findings.append(unreadable(rel, exc.reason))
+        return None
+
+
+def _pair_data(root: Path, entry: PairEntry, findings: list[Finding]) -> PairData:
+    image = _decode(root, entry.image, findings)
+    label = _decode(root, entry.label, findings)
+    stats = PairStats(
+        image=entry.image,
+        label=entry.label,
+        split=entry.split,
+        sample=entry.sample_id,
+        fov=entry.fov,
+        crop=entry.crop,
+    )
+    if image is not None:
+        stats.height, stats.width = (int(v) for v in image.pixels.shape)
+    return PairData(entry=entry, image=image, label=label, stats=stats)
+
+
+def check_unit(
+    root: str, sample: SampleEntry | None, pairs: list[PairEntry], options: CheckOptions
+) -> UnitResult:
+    """Decode one sample (or a chunk of flat pairs) and run the pair and sample checks.
+
+    Runs in a worker process; returns plain data (findings, stats and extras).
+    """
+    root_path = Path(root)
+    findings: list[Finding] = []
+    datas = [_pair_data(root_path, entry, findings) for entry in pairs]
+    for data in datas:
+        for check in checks_for("pair", options):
+            findings.extend(check.func(data, options))
+    if sample is not None:
+        sample_data = SampleData(entry=sample, root=root_path, pairs=datas)
+        # Originals and the tracing must decode, whatever the other checks need.
+        for fov in sorted(sample.originals):
+            sample_data.original(fov)
+        sample_data.tracing()
+        for check in checks_for("sample", options):
+            findings.extend(check.func(sample_data, options))
+        findings.extend(sample_data.findings)
+    return findings, [(d.stats, d.extras) for d in datas]
+
+
+def _units(layout: DatasetLayout) -> list[tuple[SampleEntry | None, list[PairEntry]]]:
+    units: list[tuple[SampleEntry | None, list[PairEntry]]] = [
+        (s, s.pairs) for s in layout.samples
+    ]
+    flat = layout.flat_pairs
+    units += [(None, flat[i : i + _FLAT_CHUNK]) for i in range(0, len(flat), _FLAT_CHUNK)]
+    return units
+
+
+def _run_units(
+    layout: DatasetLayout,
+    options: CheckOptions,
+    progress: Callable[[int, int], None] | None,
+) -> Iterator[UnitResult]:
+    units = _units(layout)
+    total = len(units)
+    if options.workers <= 1 or total <= 1:
+        for done, (sample, pairs) in enumerate(units, start=1):
+            yield check_unit(layout.root, sample, pairs, options)
+            if progress:
+                progress(done, total)
+        return
+    with ProcessPoolExecutor(max_workers=min(options.workers, total)) as pool:
+        futures = [pool.submit(check_unit, layout.root, s, p, options) for s, p in units]
+        for done, future in enumerate(futures, start=1):
+            yield future.result()
+            if progress:
+                progress(done, total)
+
+
+def run_check(
+    root: str | Path,
+    options: CheckOptions | None = None,
+    *,
+    layout: DatasetLayout | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Report:
+    """Check a dataset folder and return the full report (never stops at the first problem).
+
+    Parameters
+    ----------
+    root : path
+        A tree or a flat set (see :mod:`datatool.layout`).
+    options : CheckOptions, optional
+    layout : DatasetLayout, optional
+        An already scanned layout of ``root``.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each unit of work.
+
+    Raises
+    ------
+    UsageError
+        ``root`` is missing or not a folder.
+    """
+    options = options or CheckOptions()
+    started = time.perf_counter()
+    layout = layout or scan(root)
+    findings: list[Finding] = []
+    for check in checks_for("structure", options):
+        findings.extend(check.func(layout, options))
+    collected: list[tuple[PairStats, dict[str, Any]]] = []
+    for unit_findings, unit_pairs in _run_units(layout, options, progress):
+        findings.extend(unit_findings)
+        collected.extend(unit_pairs)
+    dataset = DatasetData(layout=layout, pairs=collected)
+    for check in checks_for("dataset", options):
+        findings.extend(check.func(dataset, options))
+    files = sum(bool(p.image) + bool(p.label) for p in layout.pairs) + sum(
+        len(s.originals) + (s.tracing is not None) for s in layout.samples
+    )
+    return Report.build(
+        str(root),
+        findings,
+        strict=options.strict,
+        pairs=[stats for stats, _ in collected],
+        files=files,
+        ignored=len(layout.ignored),
+        options=options.model_dump(),
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,200 @@
+"""The registry of checks, their options and the data they see.
+
+A check is a small function that *yields* :class:`~datatool.findings.Finding`
+objects; it never raises on bad data. Four levels exist, from cheap to costly:
+
+``structure``  ``(layout, options)``: names and folders only, no pixels.
+``pair``       ``(pair: PairData, options)``: one decoded image/label pair.
+``sample``     ``(sample: SampleData, options)``: a sample with its originals.
+``dataset``    ``(dataset: DatasetData, options)``: across samples and splits.
+
+Pair and sample checks run in worker processes, one sample at a time, so each
+original is decoded once. What a pair check wants to hand to a dataset check
+(a perceptual hash, say) goes into ``pair.extras``; the dataset check reads it
+back from ``dataset.pairs``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from datatool import io
+from datatool.errors import ImageReadError
+from datatool.findings import Finding, PairStats, Severity
+from datatool.layout import DatasetLayout, PairEntry, SampleEntry
+
+Level = Literal["structure", "pair", "sample", "dataset"]
+
+
+class CheckOptions(BaseModel):
+    """Options of ``datatool check`` (and of the checks run by build and merge)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line_width: int = Field(default=3, ge=1, description="Expected label line width, px.")
+    line_width_tolerance: float = Field(
+        default=1.0, ge=0, description="Allowed difference from the expected width, px."
+    )
+    grey_tolerance: float = Field(
+        default=0.005, ge=0, le=1, description="Share of grey label pixels tolerated."
+    )
+    min_grains: int = Field(default=5, ge=0, description="Warn below this many complete grains.")
+    max_offset: float = Field(
+        default=1.0, ge=0, description="Largest image/label box offset accepted, px."
+    )
+    alignment: bool = Field(
+        default=True, description="Run the costly pixel checks (alignment, pairing by content)."
+    )
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, description="Worker processes."
+    )
+    strict: bool = Field(default=False, description="Warnings fail the check too.")
+
+
+@dataclass(frozen=True)
+class Check:
+    """A registered check."""
+
+    name: str
+    level: Level
+    func: Callable[..., Iterator[Finding]]
+    costly: bool = False
+
+
+REGISTRY: list[Check] = []
+
+
+def register(name: str, level: Level, *, costly: bool = False) -> Callable:
+    """Decorator adding a check function to the registry under ``name``."""
+
+    def wrap(func: Callable[..., Iterator[Finding]]) -> Callable[..., Iterator[Finding]]:
+        REGISTRY.append(Check(name, level, func, costly))
+        return func
+
+    return wrap
+
+
+def checks_for(level: Level, options: CheckOptions) -> list[Check]:
+    """Registered checks of ``level`` that the options enable."""
+    _load_modules()
+    return [c for c in REGISTRY if c.level == level and (options.alignment or not c.costly)]
+
+
+def finding(
+    severity: Severity | str,
+    code: str,
+    check: str,
+    path: str,
+    message: str,
+    measured: Any = None,
+    expected: Any = None,
+    related: list[str] | None = None,
+) -> Finding:
+    """Shorthand to build a :class:`Finding`."""
+    return Finding(
+        severity=Severity(severity),
+        code=code,
+        check=check,
+        path=path,
+        message=message,
+        measured=measured,
+        expected=expected,
+        related=related or [],
+    )
+
+
+@dataclass
+class PairData:
+    """One pair as the pair and sample checks see it: decoded once, per worker.
+
+    ``image`` / ``label`` are ``None`` when the file is missing or unreadable
+    (the engine has already reported that).
+    """
+
+    entry: PairEntry
+    image: io.DecodedImage | None
+    label: io.DecodedImage | None
+    stats: PairStats
+    extras: dict[str, Any] = field(default_factory=dict)
+    _mask: np.ndarray | None = None
+
+    @property
+    def label_mask(self) -> np.ndarray | None:
+        """``(H, W)`` bool: label pixels > 127, or None without a label."""
+        if self.label is None:
+            return None
+        if self._mask is None:
+            pixels = self.label.pixels
+            self._mask = pixels > (127 * 257 if pixels.dtype == np.uint16 else 127)
+        return self._mask
+
+
+@dataclass
+class SampleData:
+    """A sample's decoded pairs plus lazy access to its originals and tracing."""
+
+    entry: SampleEntry
+    root: Path
+    pairs: list[PairData]
+    findings: list[Finding] = field(default_factory=list)
+    _cache: dict[str, io.DecodedImage | None] = field(default_factory=dict)
+
+    def _load(self, rel: str | None) -> io.DecodedImage | None:
+        if rel is None:
+            return None
+        if rel not in self._cache:
+            try:
+                self._cache[rel] = io.read_image(self.root / rel)
+            except ImageReadError as exc:
+                self._cache[rel] = None
+                self.findings.append(unreadable(rel, exc.reason))
+        return self._cache[rel]
+
+    def original(self, fov: int) -> io.DecodedImage | None:
+        """The decoded original of field of view ``fov`` (None if absent or unreadable)."""
+        return self._load(self.entry.originals.get(fov))
+
+    def tracing(self) -> io.DecodedImage | None:
+        """The decoded original tracing (None if absent or unreadable)."""
+        return self._load(self.entry.tracing)
+
+
+@dataclass
+class DatasetData:
+    """What dataset-level checks see: the layout and every pair's stats and extras."""
+
+    layout: DatasetLayout
+    pairs: list[tuple[PairStats, dict[str, Any]]]
+
+
+def unreadable(rel: str, reason: str) -> Finding:
+    """The finding for a file that cannot be decoded."""
+    return finding("error", "unreadable", "files", rel, f"cannot read image: {reason}")
+
+
+_LOADED = False
+
+
+def _load_modules() -> None:
+    """Import the check modules once, so their ``@register`` decorators run."""
+    global _LOADED
+    if _LOADED:
+        return
+    import importlib
+
+    for module in ("files", "pairs"):
+        importlib.import_module(f"{__name__}.{module}")
+    for module in ("alignment", "leakage"):  # added by later work; optional until then
+        try:
+            importlib.import_module(f"{__name__}.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{module}":
+                raise
+    _LOADED = True

@@ -1,0 +1,85 @@
+"""Structure checks: folders, names, one-to-one pairing by name. No pixels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from datatool.checks import CheckOptions, finding, register
+from datatool.findings import Finding
+from datatool.layout import DatasetLayout
+
+_LAYOUT_SEVERITY = {
+    "unexpected-file": "warning",
+    "bad-name": "warning",
+    "bad-sample-folder": "warning",
+    "empty-folder": "warning",
+    "missing-aligned": "error",
+    "ambiguous-name": "error",
+}
+
+
+@register("layout", "structure")
+def layout_issues(layout: DatasetLayout, options: CheckOptions) -> Iterator[Finding]:
+    """Structural issues the scan recorded, and the count of ignored system files."""
+    for issue in layout.issues:
+        yield finding(_LAYOUT_SEVERITY[issue.kind], issue.kind, "layout", issue.path, issue.detail)
+    if layout.ignored:
+        names = sorted({p.rsplit("/", 1)[-1] for p in layout.ignored})
+        yield finding(
+            "info",
+            "ignored-files",
+            "layout",
+            ".",
+            f"ignored {len(layout.ignored)} hidden or system file(s): {', '.join(names)}",
+            measured=len(layout.ignored),
+        )
+    if not layout.pairs:
+        yield finding("warning", "no-pairs", "layout", ".", "no image/label crop pairs found")
+
+
+@register("pairing", "structure")
+def pairing(layout: DatasetLayout, options: CheckOptions) -> Iterator[Finding]:
+    """One label per image and one image per label, matched by file name."""
+    for pair in layout.pairs:
+        if pair.label is None:
+            yield finding(
+                "error",
+                "missing-label",
+                "pairing",
+                pair.image or pair.name,
+                f"image crop {pair.name} has no label of the same name in label/",
+            )
+        elif pair.image is None:
+            yield finding(
+                "error",
+                "missing-image",
+                "pairing",
+                pair.label,
+                f"label {pair.name} has no image crop of the same name in image/",
+            )
+
+
+@register("originals", "structure")
+def originals(layout: DatasetLayout, options: CheckOptions) -> Iterator[Finding]:
+    """Every original has its tracing; every crop names an existing field of view."""
+    for sample in layout.samples:
+        if sample.originals and sample.tracing is None:
+            yield finding(
+                "error",
+                "missing-tracing",
+                "originals",
+                sample.folder,
+                f"sample {sample.id} has originals but no tracing {sample.id}_trace.png",
+            )
+        for pair in sample.pairs:
+            if pair.fov is not None and pair.fov not in sample.originals:
+                have = ", ".join(str(n) for n in sorted(sample.originals)) or "none"
+                yield finding(
+                    "error",
+                    "unknown-fov",
+                    "originals",
+                    pair.image or pair.label or pair.name,
+                    f"crop {pair.name} refers to field of view {pair.fov}, but there is no "
+                    f"original {sample.id}_{pair.fov}.png (fields of view present: {have})",
+                    measured=pair.fov,
+                )

@@ -1,0 +1,95 @@
+"""Overlays use the report's colour codes and are written as RGB PNGs, atomically."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from datatool.evaluate.losses import ScoreParams, gaussian_reward_map, tophat_reward_map
+from datatool.evaluate.overlays import (
+    prediction_overlay,
+    reward_map_image,
+    weighted_prediction_image,
+    write_overlays,
+)
+
+WHITE, BLACK, RED, BLUE, GREEN = (255, 255, 255), (0, 0, 0), (255, 0, 0), (0, 0, 255), (0, 255, 0)
+
+
+@pytest.mark.parametrize(
+    ("pred", "truth", "colour"),
+    [
+        (1.0, True, WHITE),  # true positive
+        (0.0, False, BLACK),  # true negative
+        (0.0, True, RED),  # missed line
+        (1.0, False, BLUE),  # false line
+    ],
+)
+def test_prediction_overlay_colour_codes(pred, truth, colour):
+    image = prediction_overlay(np.array([[pred]]), np.array([[truth]]))
+    assert image.dtype == np.uint8 and image.shape == (1, 1, 3)
+    assert tuple(image[0, 0]) == colour
+
+
+def test_prediction_overlay_shows_grey_predictions_dimmed():
+    image = prediction_overlay(np.array([[0.5, 0.5]]), np.array([[True, False]]))
+    assert tuple(image[0, 0]) == (255, 128, 128)  # half-found line: pink
+    assert tuple(image[0, 1]) == (0, 0, 128)  # half-confident false line: dark blue
+
+
+@pytest.mark.parametrize(
+    ("value", "colour"), [(1.0, GREEN), (0.0, BLACK), (-1.0, RED), (0.5, (0, 128, 0))]
+)
+def test_reward_map_image_green_black_red(value, colour):
+    assert tuple(reward_map_image(np.array([[value]]))[0, 0]) == colour
+
+
+def test_weighted_prediction_is_prediction_times_reward():
+    pred = np.array([[1.0, 1.0, 0.0, 0.5]])
+    reward = np.array([[1.0, -1.0, -1.0, 1.0]])
+    image = weighted_prediction_image(pred, reward)
+    assert [tuple(px) for px in image[0]] == [GREEN, RED, BLACK, (0, 128, 0)]
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: prediction_overlay(np.zeros((2, 2)), np.zeros((2, 3), bool)), "differ"),
+        (lambda: reward_map_image(np.zeros((2, 2, 3))), "2-D"),
+        (lambda: weighted_prediction_image(np.zeros((2, 2)), np.zeros((3, 2))), "differ"),
+    ],
+)
+def test_bad_shapes_raise(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_write_overlays_writes_rgb_pngs(tmp_path):
+    truth = np.zeros((24, 32), bool)
+    truth[10:13, 2:30] = True
+    pred = np.roll(truth, 2, axis=0).astype(np.float64)
+    params = ScoreParams(sigma=2.0, kernel_size=9, tophat_kernel_size=5)
+    written = write_overlays(tmp_path / "new", "sample", pred, truth, params)
+    assert [p.name for p in written] == [
+        "sample.overlay.png",
+        "sample.tophat-reward.png",
+        "sample.tophat-weighted.png",
+        "sample.gaussian-reward.png",
+        "sample.gaussian-weighted.png",
+    ]
+    for path in written:
+        with Image.open(path) as image:
+            assert image.mode == "RGB" and image.size == (32, 24)
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == sorted(p.name for p in written)
+    with Image.open(written[3]) as image:
+        np.testing.assert_array_equal(
+            np.asarray(image), reward_map_image(gaussian_reward_map(truth, 2.0, 9))
+        )
+    with Image.open(written[2]) as image:
+        expected = weighted_prediction_image(pred, tophat_reward_map(truth, 5))
+        np.testing.assert_array_equal(np.asarray(image), expected)
+    # Deterministic bytes: writing again gives the same files.
+    first = [p.read_bytes() for p in written]
+    write_overlays(tmp_path / "new", "sample", pred, truth, params)
+    assert [p.read_bytes() for p in written] == first

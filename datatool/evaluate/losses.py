@@ -188,7 +188,8 @@ def tophat_loss(pred: np.ndarray, truth: np.ndarray, kernel_size: int = 3) -> fl
     """
     pred, truth = _check_pair(pred, truth)
     reward = tophat_reward_map(truth, kernel_size)
-    return float(-np.mean(pred.astype(np.float64) * reward))
+    # "+ 0.0" turns the -0.0 of an all-black prediction into 0.0 for printing.
+    return float(-np.mean(pred.astype(np.float64) * reward)) + 0.0
 
 
 # --------------------------------------------------------------------------- Gaussian
@@ -344,7 +345,8 @@ def gaussian_loss(
     """
     pred, truth = _check_pair(pred, truth)
     reward = gaussian_reward_map(truth, sigma, kernel_size)
-    return float(-np.mean(pred.astype(np.float64) * reward))
+    # "+ 0.0" turns the -0.0 of an all-black prediction into 0.0 for printing.
+    return float(-np.mean(pred.astype(np.float64) * reward)) + 0.0
 
 
 # --------------------------------------------------------------------------- precision / recall

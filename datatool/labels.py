@@ -174,10 +174,11 @@ def count_complete_grains(mask: np.ndarray, min_area: int = 10) -> int:
 def untraced_fraction(mask: np.ndarray, min_area: int = 10) -> float:
     """Share of the crop in large regions with no boundary at all.
 
-    A region counts as untraced when it touches the crop border and is larger
-    than the largest complete grain (or, with no complete grain, any region
-    touching the border): typically grains cut by the original image's edge,
-    which the lab leaves untraced.
+    A region counts as untraced when it touches the crop border and is more
+    than 1.5 times as large as the largest complete grain (with no complete
+    grain, any region touching the border): grains cut by the crop edge are
+    smaller than that, while regions the lab left untraced (grains cut by the
+    original image's edge) span several grains.
     """
     labels, count = background_regions(mask)
     if count == 0:
@@ -187,7 +188,7 @@ def untraced_fraction(mask: np.ndarray, min_area: int = 10) -> float:
     border = np.zeros(count + 1, bool)
     border[_border_labels(labels)] = True
     inner_areas = areas[~border & (areas >= min_area)]
-    limit = int(inner_areas.max()) if inner_areas.size else 0
+    limit = 1.5 * float(inner_areas.max()) if inner_areas.size else 0.0
     untraced = border & (areas > limit)
     return float(areas[untraced].sum() / mask.size)
 

@@ -1,0 +1,34 @@
+"""Shared seeded factories: copies of the bundled sample tree and small synthetic trees."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE_TREE = REPO / "fixtures" / "training_validation_data"
+
+
+@pytest.fixture
+def sample_tree(tmp_path: Path) -> Path:
+    """A fresh, writable copy of ``fixtures/training_validation_data``."""
+    dest = tmp_path / "training_validation_data"
+    shutil.copytree(FIXTURE_TREE, dest)
+    return dest
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]):
+    """Run ``datatool ARGS...`` in-process; return (exit code, stdout, stderr)."""
+    from datatool.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        code = exit_info.value.code
+        return (code if isinstance(code, int) else (0 if code is None else 1)), out, err
+
+    return run

@@ -162,3 +162,27 @@ def _save(model: UNet, out_dir: Path, name: str, epoch: int) -> Path:
     with atomic_path(target) as tmp:
         torch.save(model.state_dict(), tmp)
     return target
+
+
+def train_from_dataset(
+    root: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    config: TrainConfig | None = None,
+    *,
+    split: str | None = "training",
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> list[Path]:
+    """Train on the complete pairs of a dataset (one split of a tree, or all of a flat set)."""
+    from datatool import layout
+
+    config = config or TrainConfig()
+    scanned = layout.scan(root)
+    pairs = [
+        (scanned.path(p.image), scanned.path(p.label))
+        for p in scanned.pairs
+        if p.image and p.label and (split is None or p.split in (split, None))
+    ]
+    if not pairs:
+        raise DatatoolError(f"{root}: no image with a matching label in split {split!r}")
+    images, truths = load_pairs(pairs, config.resolution, config.line_width)
+    return train_unet(images, truths, out_dir, config, on_epoch)

@@ -8,12 +8,12 @@ engine collects all of them and builds one :class:`Report`, which decides
 from __future__ import annotations
 
 from collections import Counter
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How bad a finding is. Errors fail a check; warnings fail only with ``--strict``."""
 
     error = "error"

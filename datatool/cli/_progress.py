@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
+def progress_bar(
+    description: str, enabled: bool = True
+) -> Iterator[Callable[[int, int], None] | None]:
     """Yield a ``progress(done, total)`` callback, or None when no bar should show."""
     if not enabled or not sys.stderr.isatty():
         yield None

@@ -17,6 +17,7 @@ SCHEMA_MODELS: dict[str, str] = {
     "layout": "datatool.layout:DatasetLayout",
     "check-report": "datatool.findings:Report",
     "check-options": "datatool.checks:CheckOptions",
+    "merge-manifest": "datatool.merge:MergeManifest",
 }
 
 

@@ -1,0 +1,132 @@
+"""``datatool merge`` and ``datatool info``: combine datasets with provenance; describe one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from datatool.cli._app import app
+
+
+@app.command("merge")
+def merge_command(
+    sources: list[str] = typer.Argument(..., help="Source folders, each optionally SRC=TAG."),
+    into: Path = typer.Option(..., "--into", help="Destination folder (created atomically)."),
+    name: str = typer.Option(..., "--name", help="Name of the merged set, e.g. Gong_sum."),
+    layout: str = typer.Option("flat", "--layout", help="Output layout: flat or tree."),
+    full: bool = typer.Option(False, "--full", help="Also run the alignment checks on sources."),
+    allow_errors: bool = typer.Option(False, "--allow-errors", help="Merge sources with errors."),
+    update: bool = typer.Option(False, "--update", help="Add new pairs to an existing merge."),
+    split: str | None = typer.Option(None, "--split", help="Group-aware split, validation=0.1."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0: all cores)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run's counts as JSON."),
+) -> None:
+    """Merge trees and flat sets into one training set with a manifest; nothing is lost."""
+    import json
+    import os
+
+    from rich.console import Console
+
+    from datatool.errors import UsageError
+    from datatool.merge import MergeOptions, Source, merge, parse_split
+
+    if layout not in ("flat", "tree"):
+        raise UsageError(f"--layout {layout!r}: expected flat or tree")
+    options = MergeOptions(
+        name=name,
+        layout=layout,
+        full=full,
+        allow_errors=allow_errors,
+        update=update,
+        split=parse_split(split) if split else None,
+        seed=seed,
+        workers=workers or os.cpu_count() or 1,
+    )
+    console = Console(stderr=json_out)
+    result = merge([Source.parse(s) for s in sources], into, options, progress=None)
+    if json_out:
+        typer.echo(
+            json.dumps(
+                {
+                    "dest": str(result.dest),
+                    "ok": result.ok,
+                    "counts": {t: c.model_dump() for t, c in result.run_counts.items()},
+                    "duplicates": [d.model_dump() for d in result.run_duplicates],
+                    "conflicts": [c.model_dump() for c in result.run_conflicts],
+                    "refused": [r.model_dump() for r in result.run_refused],
+                },
+                indent=2,
+            )
+        )
+    else:
+        render_merge(result, console)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def render_merge(result, console) -> None:  # noqa: ANN001 - MergeResult, rich Console
+    """Counts per source, then the duplicates and problems of this run."""
+    from rich.table import Table
+
+    table = Table(title=f"merged into {result.dest} ({result.manifest.name})")
+    for column in ("source", "input", "taken", "renamed", "de-duplicated", "refused"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for tag, c in result.run_counts.items():
+        table.add_row(
+            tag, *(str(v) for v in (c.input, c.taken, c.renamed, c.deduplicated, c.refused))
+        )
+    console.print(table)
+    for d in result.run_duplicates[:5]:
+        console.print(
+            f"duplicate: {d.dropped.source_tag}:{d.dropped.image} = {d.kept_source_tag} "
+            f"pair {d.kept_name} (stored once)"
+        )
+    if len(result.run_duplicates) > 5:
+        console.print(f"... and {len(result.run_duplicates) - 5} more duplicates (manifest.json)")
+    for r in result.run_refused:
+        console.print(f"[red]refused[/red]: {r.source_tag}:{r.name}: {r.reason}")
+    console.print(
+        f"{len(result.manifest.pairs)} pairs in {result.dest}; every input pair accounted for "
+        "and every file's sha256 verified against manifest.json"
+    )
+
+
+@app.command("info")
+def info_command(
+    root: Path = typer.Argument(..., help="A dataset: tree, flat set or merged set."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON, nothing else."),
+    max_measured: int = typer.Option(500, "--measure", min=1, help="Pairs decoded for widths."),
+) -> None:
+    """Show what a dataset is made of: pairs per source and split, sizes, widths, lineage."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from datatool.merge import describe
+
+    info = describe(root, max_measured=max_measured)
+    if json_out:
+        typer.echo(info.model_dump_json(indent=2))
+        raise typer.Exit(0 if info.manifest_matches is not False else 1)
+    console = Console()
+    title = f"{info.root} ({info.kind}{', merge ' + info.name if info.name else ''})"
+    table = Table(title=title, show_header=False)
+    table.add_row("pairs", str(info.pairs))
+    table.add_row("per split", _counts(info.per_split))
+    if info.per_source:
+        table.add_row("per source", _counts(info.per_source))
+        table.add_row("lineage", _counts(info.per_lineage))
+        table.add_row("de-duplicated / refused", f"{info.duplicates} / {info.refused}")
+        table.add_row("files match manifest", "yes" if info.manifest_matches else "[red]NO[/red]")
+    table.add_row(f"sizes ({info.measured} measured)", _counts(info.sizes))
+    widths = info.line_width
+    table.add_row(
+        "line width px (min/median/max)",
+        f"{widths['min']:g} / {widths['median']:g} / {widths['max']:g}" if widths else "-",
+    )
+    console.print(table)
+    raise typer.Exit(0 if info.manifest_matches is not False else 1)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key}: {value}" for key, value in counts.items()) or "-"

@@ -1,0 +1,405 @@
+"""Alignment by pixels: where each crop pair was cut from, and whether image and label agree.
+
+Most crops were cut by hand in GIMP, with no record of where they came from, so
+the check finds out from the pixels (see :mod:`datatool.align`):
+
+1. the image crop ``image/<id>_<n>_<m>`` is located in its original ``<id>_<n>``;
+2. the label is located in the *processed* tracing (``<id>_trace`` binarized,
+   white-on-black, thinned and dilated to the label's own line width, exactly
+   as labels are made), first in a small window around the image's box, then
+   over the whole tracing;
+3. the offset is the label box position minus the image box position
+   ``(dx, dy)``: a label cut 3 px to the right of its image's box gives
+   ``(+3, 0)``. Its larger component above ``--max-offset`` is ``misaligned``.
+
+The scale-bar strip detected on the originals is blanked in the tracing
+(rather than cut off) before processing: blanking keeps the tracing's
+coordinates equal to the originals' whatever side the strip is on, and keeps a
+flattened scale bar from turning into boundary lines.
+
+A label that does not match its own tracing well is compared with the other
+samples' tracings (decoded lazily, only then): ``wrong-pairing``. An image crop
+not found in its original is looked for at other scales (``resized``), in the
+sample's other fields of view and in other samples' originals (``not-found``,
+with what it matched instead; a match in another split is handed to the
+leakage check through ``pair.extras["found_in"]``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from datatool import align, io, labels
+from datatool.checks import CheckOptions, PairData, SampleData, finding, register
+from datatool.crop import Border, detect_border, strip_border
+from datatool.errors import ImageReadError
+from datatool.findings import Finding
+from datatool.layout import DatasetLayout, SampleEntry, scan
+
+IMAGE_MIN_SCORE = 0.9
+"""NCC above which an image crop is taken as cut from that original (plain cuts give ~1.0;
+another field of view of the same grains gives ~0.2 on the sample data)."""
+RESIZED_MIN_SCORE = 0.85
+"""The same for a crop resized after cutting (resampling costs a little correlation)."""
+LABEL_MIN_SCORE = 0.5
+"""Below this NCC a label does not come from that tracing (another sample's label: ~0.05)."""
+LABEL_GOOD_SCORE = 0.8
+"""Above this NCC a label is taken as its own tracing's; below, other tracings are compared."""
+BETTER_ELSEWHERE = 0.1
+"""How much better another tracing must match for the label to be called another sample's."""
+WINDOW_MARGIN = 8
+"""Extra px around ``--max-offset`` searched near the image's box before a global search."""
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a pair's image crop was found."""
+
+    match: align.Match
+    original: str  # root-relative path of the original it was found in
+
+
+def _width_of(pair: PairData, options: CheckOptions) -> int:
+    width = pair.stats.line_width
+    if width is None or not math.isfinite(width):
+        return options.line_width
+    return int(np.clip(round(width), 1, 15))
+
+
+def _label_lines(pair: PairData) -> np.ndarray | None:
+    """The label as a float line mask, True on lines whatever its polarity; None if empty."""
+    mask = pair.label_mask
+    if mask is None:
+        return None
+    if mask.mean() > 0.5:  # black lines on white: reported elsewhere, still locatable
+        mask = ~mask
+    if not mask.any() or mask.all():
+        return None
+    return mask.astype(np.float32)
+
+
+def processed_tracing(tracing: np.ndarray, line_width: int, border: Border) -> np.ndarray:
+    """The tracing as labels are made, in the originals' coordinates.
+
+    Parameters
+    ----------
+    tracing : (H, W) uint8 or uint16
+    line_width : int
+    border : Border
+        The originals' scale-bar strip; blanked, not removed, so coordinates stay.
+
+    Returns
+    -------
+    (H, W) bool
+        True on the boundary lines.
+    """
+    out = np.zeros(tracing.shape, bool)
+    try:
+        inner = strip_border(tracing, border)
+    except ValueError:
+        border, inner = Border(), tracing
+    h, w = inner.shape
+    out[border.top : border.top + h, border.left : border.left + w] = labels.process_tracing(
+        inner, line_width
+    )
+    return out
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=8)
+def _other_tracing(key: tuple[str, int, int], width: int) -> align.SearchImage | None:
+    """Another sample's processed tracing, cached per worker process (key: path, mtime, size)."""
+    try:
+        grey = io.read_image(key[0]).pixels
+    except ImageReadError:
+        return None
+    return align.SearchImage(processed_tracing(grey, width, Border()))
+
+
+@functools.lru_cache(maxsize=6)
+def _other_original(key: tuple[str, int, int]) -> align.SearchImage | None:
+    """Another sample's original prepared for searching, cached per worker process."""
+    try:
+        return align.SearchImage(io.read_image(key[0]).pixels)
+    except ImageReadError:
+        return None
+
+
+class _SampleSearch:
+    """Per-sample search state: prepared originals and processed tracings, built once."""
+
+    def __init__(self, sample: SampleData, options: CheckOptions) -> None:
+        self.sample = sample
+        self.options = options
+        self._originals: dict[int, align.SearchImage | None] = {}
+        self._tracings: dict[int, align.SearchImage | None] = {}
+        self._border: Border | None = None
+        self._layout: DatasetLayout | None = None
+
+    def original(self, fov: int) -> align.SearchImage | None:
+        if fov not in self._originals:
+            decoded = self.sample.original(fov)
+            self._originals[fov] = None if decoded is None else align.SearchImage(decoded.pixels)
+        return self._originals[fov]
+
+    def border(self) -> Border:
+        if self._border is None:
+            self._border = Border()
+            for fov in sorted(self.sample.entry.originals):
+                decoded = self.sample.original(fov)
+                if decoded is not None:
+                    self._border = detect_border(decoded.pixels)
+                    break
+        return self._border
+
+    def tracing(self, width: int) -> align.SearchImage | None:
+        if width not in self._tracings:
+            decoded = self.sample.tracing()
+            self._tracings[width] = (
+                None
+                if decoded is None
+                else align.SearchImage(processed_tracing(decoded.pixels, width, self.border()))
+            )
+        return self._tracings[width]
+
+    def other_samples(self) -> list[SampleEntry]:
+        """The dataset's other samples (scanned once, only when a search needs them)."""
+        if self._layout is None:
+            self._layout = scan(self.sample.root)
+        me = self.sample.entry
+        return [s for s in self._layout.samples if (s.id, s.split) != (me.id, me.split)]
+
+    def other_tracings(self, width: int) -> Iterator[tuple[SampleEntry, align.SearchImage]]:
+        for other in self.other_samples():
+            if other.tracing is None:
+                continue
+            try:
+                found = _other_tracing(_file_key(self.sample.root / other.tracing), width)
+            except OSError:
+                continue
+            if found is not None:
+                yield other, found
+
+    def other_originals(self) -> Iterator[tuple[SampleEntry, str, align.SearchImage]]:
+        for other in self.other_samples():
+            for rel in other.originals.values():
+                try:
+                    found = _other_original(_file_key(self.sample.root / rel))
+                except OSError:
+                    continue
+                if found is not None:
+                    yield other, rel, found
+
+
+def _fits(search: align.SearchImage, template: np.ndarray) -> bool:
+    return template.shape[0] <= search.shape[0] and template.shape[1] <= search.shape[1]
+
+
+def locate_image(
+    ctx: _SampleSearch, pair: PairData
+) -> tuple[Located | None, list[Finding], dict | None]:
+    """Find the image crop's box: own original, then resized, other fields of view, samples.
+
+    Returns the location used for the offset (None when unknown), the findings
+    and, for a crop that comes from another sample, where it was found.
+    """
+    entry = pair.entry
+    fov, rel = entry.fov, entry.image
+    own = ctx.original(fov) if fov is not None else None
+    if pair.image is None or rel is None or own is None:
+        return None, [], None
+    crop = pair.image.pixels
+    own_rel = ctx.sample.entry.originals[fov]
+    best = align.Match((0, 0, crop.shape[1], crop.shape[0]), -1.0)
+    if _fits(own, crop):
+        best = own.locate(crop)
+        if best.score >= IMAGE_MIN_SCORE:
+            return Located(best, own_rel), [], None
+    scaled = own.locate_scaled(crop)
+    if scaled.score >= RESIZED_MIN_SCORE and abs(scaled.scale - 1.0) > 0.01:
+        _, _, bw, bh = scaled.box
+        message = (
+            f"image crop was resized after cutting: scale {scaled.scale:.3f} (a {bw}x{bh} px box "
+            f"of {Path(own_rel).name} at ({scaled.left}, {scaled.top}) shown at "
+            f"{crop.shape[1]}x{crop.shape[0]} px, NCC {scaled.score:.3f}); offsets are measured "
+            "at the original's scale"
+        )
+        found = finding(
+            "warning", "resized", "alignment", rel, message, measured=scaled.scale, expected=1.0
+        )
+        return Located(scaled, own_rel), [found], None
+    for other_fov in sorted(ctx.sample.entry.originals):
+        other = ctx.original(other_fov) if other_fov != fov else None
+        if other is None or not _fits(other, crop):
+            continue
+        match = other.locate(crop)
+        if match.score >= IMAGE_MIN_SCORE:
+            other_rel = ctx.sample.entry.originals[other_fov]
+            message = (
+                f"image crop is not from field of view {fov} ({Path(own_rel).name}, best NCC "
+                f"{best.score:.3f}) but from field of view {other_fov} ({Path(other_rel).name} at "
+                f"({match.left}, {match.top}), NCC {match.score:.3f}): rename it"
+            )
+            found = finding(
+                "error",
+                "not-found",
+                "alignment",
+                rel,
+                message,
+                measured=round(best.score, 4),
+                expected=IMAGE_MIN_SCORE,
+                related=[other_rel],
+            )
+            return Located(match, other_rel), [found], None
+    for sample, other_rel, other in ctx.other_originals():
+        if not _fits(other, crop):
+            continue
+        match = other.locate(crop)
+        if match.score >= IMAGE_MIN_SCORE:
+            message = (
+                f"image crop does not come from {Path(own_rel).name} (best NCC {best.score:.3f}): "
+                f"it was cut from sample {sample.id}'s {Path(other_rel).name} "
+                f"({sample.split}) at ({match.left}, {match.top}), NCC {match.score:.3f}"
+            )
+            found = finding(
+                "error",
+                "not-found",
+                "alignment",
+                rel,
+                message,
+                measured=round(best.score, 4),
+                expected=IMAGE_MIN_SCORE,
+                related=[other_rel],
+            )
+            where = {"original": other_rel, "split": sample.split, "sample": sample.id}
+            return None, [found], where
+    message = (
+        f"image crop cannot be found in its original {Path(own_rel).name}: best NCC "
+        f"{max(best.score, scaled.score):.3f}, at least {IMAGE_MIN_SCORE} expected; it does not "
+        "come from that field of view"
+    )
+    found = finding(
+        "error",
+        "not-found",
+        "alignment",
+        rel,
+        message,
+        measured=round(max(best.score, scaled.score), 4),
+        expected=IMAGE_MIN_SCORE,
+    )
+    return None, [found], None
+
+
+def locate_label(ctx: _SampleSearch, pair: PairData, image: Located | None) -> Iterator[Finding]:
+    """Find the label in the processed tracing; report wrong pairing and misalignment."""
+    rel = pair.entry.label
+    lines = _label_lines(pair)
+    width = _width_of(pair, ctx.options)
+    tracing = ctx.tracing(width)
+    if lines is None or rel is None or tracing is None:
+        return
+    scale = image.match.scale if image is not None else 1.0
+    if image is not None and scale != 1.0:
+        _, _, bw, bh = image.match.box
+        lines = align.resize(lines, (bh, bw))
+    if not _fits(tracing, lines):
+        return
+    match = align.Match((0, 0, lines.shape[1], lines.shape[0]), -1.0)
+    if image is not None:
+        radius = int(math.ceil(ctx.options.max_offset / scale)) + WINDOW_MARGIN
+        match = tracing.locate_in_window(lines, (image.match.left, image.match.top), radius)
+    if match.score < LABEL_GOOD_SCORE:
+        overall = tracing.locate(lines)
+        match = overall if overall.score > match.score else match
+    if match.score < LABEL_GOOD_SCORE:
+        elsewhere = None
+        for sample, other in ctx.other_tracings(width):
+            if _fits(other, lines):
+                candidate = other.locate(lines)
+                if elsewhere is None or candidate.score > elsewhere[1].score:
+                    elsewhere = (sample, candidate)
+        if (
+            elsewhere is not None
+            and elsewhere[1].score >= LABEL_MIN_SCORE
+            and elsewhere[1].score > match.score + BETTER_ELSEWHERE
+        ):
+            sample, other_match = elsewhere
+            yield finding(
+                "error",
+                "wrong-pairing",
+                "alignment",
+                rel,
+                f"label matches sample {sample.id}'s tracing ({sample.split}) at "
+                f"({other_match.left}, {other_match.top}) with NCC {other_match.score:.3f}, "
+                f"better than its own sample {ctx.sample.entry.id}'s (NCC {match.score:.3f}): "
+                "it was taken from another sample",
+                measured=round(match.score, 4),
+                expected=LABEL_MIN_SCORE,
+                related=[sample.tracing] if sample.tracing else [],
+            )
+            return
+        if match.score < LABEL_MIN_SCORE:
+            yield finding(
+                "error",
+                "wrong-pairing",
+                "alignment",
+                rel,
+                f"label does not match its sample's tracing {Path(ctx.sample.entry.tracing).name}"
+                f": best NCC {match.score:.3f}, at least {LABEL_MIN_SCORE} expected",
+                measured=round(match.score, 4),
+                expected=LABEL_MIN_SCORE,
+            )
+            return
+    if image is None:
+        return
+    dx, dy = align.box_offset(match.box, image.match.box)
+    # Offsets are reported in the crop's own pixels (what the network sees).
+    dx, dy = round(dx * scale, 2), round(dy * scale, 2)
+    pair.stats.offset = [float(dx), float(dy)]
+    if max(abs(dx), abs(dy)) > ctx.options.max_offset:
+        near = "" if image.original == _own_original(ctx, pair) else " (image found elsewhere)"
+        yield finding(
+            "error",
+            "misaligned",
+            "alignment",
+            rel,
+            f"label is offset by (dx, dy) = ({dx:+g}, {dy:+g}) px from its image's box "
+            f"{list(image.match.box)}{near}; at most {ctx.options.max_offset:g} px accepted "
+            "(offset = label box minus image box; +dx: label cut further right)",
+            measured=[float(dx), float(dy)],
+            expected=ctx.options.max_offset,
+            related=[pair.entry.image] if pair.entry.image else [],
+        )
+
+
+def _own_original(ctx: _SampleSearch, pair: PairData) -> str | None:
+    return ctx.sample.entry.originals.get(pair.entry.fov) if pair.entry.fov is not None else None
+
+
+def check_pair(ctx: _SampleSearch, pair: PairData) -> Iterator[Finding]:
+    """Locate one pair by pixels and yield its findings (fills ``stats.box``/``offset``)."""
+    located, found, where = locate_image(ctx, pair)
+    yield from found
+    if where is not None:
+        pair.extras["found_in"] = where
+    if located is not None:
+        pair.stats.box = [int(v) for v in located.match.box]
+    yield from locate_label(ctx, pair, located)
+
+
+@register("alignment", "sample", costly=True)
+def alignment(sample: SampleData, options: CheckOptions) -> Iterator[Finding]:
+    """Locate every crop pair of a sample in its originals and tracing; compare the boxes."""
+    ctx = _SampleSearch(sample, options)
+    for pair in sample.pairs:
+        yield from check_pair(ctx, pair)

@@ -263,9 +263,7 @@ def plan_problems(
             problems.append(f"{what}: negative position ({left}, {top})")
             continue
         if plan.crop_size is not None and (width, height) != (plan.crop_size, plan.crop_size):
-            problems.append(
-                f"{what}: {width} x {height} px but crop_size is {plan.crop_size}"
-            )
+            problems.append(f"{what}: {width} x {height} px but crop_size is {plan.crop_size}")
         if tuple(box) in seen:
             problems.append(f"{what}: duplicate of box {seen[tuple(box)] + 1}")
         else:
@@ -458,6 +456,17 @@ class _Prepared:
     hashes: dict[str, str]
 
 
+def _tool_version() -> str:
+    # The installed distribution's version, as datatool.__version__ reports it; read from the
+    # metadata so it also works when the package is imported as a namespace (odd installs).
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("datatool")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
 def _rel_or_given(path: Path, root: Path) -> str:
     try:
         return path.resolve().relative_to(root).as_posix()
@@ -545,9 +554,11 @@ def _prepare(
         border, found = detect_sample_border(originals)
         border_from = "detected"
         if len(set(found.values())) > 1:
-            note = "fields of view disagree (" + ", ".join(
-                f"{n}: {b.describe()}" for n, b in sorted(found.items())
-            ) + "); the largest strip per side is removed from all"
+            note = (
+                "fields of view disagree ("
+                + ", ".join(f"{n}: {b.describe()}" for n, b in sorted(found.items()))
+                + "); the largest strip per side is removed from all"
+            )
     shape = next(iter(originals.values())).shape
     try:
         stripped_shape = strip_border(np.empty(shape, np.uint8), border).shape
@@ -573,9 +584,7 @@ def _previous_manifest(path: Path, force: bool) -> BuildManifest | None:
         reason = f"unreadable ({str(exc).splitlines()[0]})"
     if force:
         return None
-    raise DatatoolError(
-        f"{path}: {reason}; the build would replace it (use --force to allow that)"
-    )
+    raise DatatoolError(f"{path}: {reason}; the build would replace it (use --force to allow that)")
 
 
 def _remove_stale_temps(folder: Path, root: Path) -> list[str]:
@@ -591,33 +600,61 @@ def _remove_stale_temps(folder: Path, root: Path) -> list[str]:
     return removed
 
 
-def _place(
-    root: Path,
+class _Journal:
+    """The sha256 of every file a build is about to write, on disk until the manifest is.
+
+    A build killed after overwriting some of its own earlier crops would otherwise
+    leave files that match neither the old manifest nor the new one, and the next
+    build would take them for hand edits. Hidden name: layouts ignore it.
+    """
+
+    NAME = ".datatool-build-journal.json"
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / self.NAME
+        self.pending: dict[str, str] = {}
+        self.earlier: dict[str, str] = {}
+        if self.path.exists():
+            try:
+                self.earlier = dict(json.loads(self.path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError):
+                self.earlier = {}
+
+    def ours(self, rel: str, sha: str) -> bool:
+        """True when an interrupted earlier build meant to write ``sha`` to ``rel``."""
+        return self.earlier.get(rel) == sha
+
+    def announce(self, files: dict[str, str]) -> None:
+        self.pending.update(files)
+        io.atomic_write_text(self.path, json.dumps({**self.earlier, **self.pending}, indent=0))
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _decide(
+    path: Path,
     rel: str,
     data: bytes,
     previous: dict[str, BuildEntry],
+    journal: _Journal,
     force: bool,
-    result: BuildResult,
-) -> tuple[str, bool]:
-    """Write ``data`` to ``rel`` unless it is already there or was edited; (sha on disk, edited)."""
-    path = root / rel
+) -> tuple[str, str]:
+    """What to do with one output: ``("unchanged"|"write"|"replace"|"keep", sha on disk after)``."""
     new_sha = io.sha256_bytes(data)
-    if path.exists():
-        old = path.read_bytes()
-        if old == data:
-            result.unchanged.append(rel)
-            return new_sha, False
-        old_sha = io.sha256_bytes(old)
-        before = previous.get(rel)
-        ours = before is not None and not before.edited and before.output_sha256 == old_sha
-        if not ours and not force:
-            result.kept.append(rel)
-            return old_sha, True
-        if not ours:
-            result.replaced.append(rel)
-    io.atomic_write_bytes(path, data)
-    result.written.append(rel)
-    return new_sha, False
+    if not path.exists():
+        return "write", new_sha
+    old = path.read_bytes()
+    if old == data:
+        return "unchanged", new_sha
+    old_sha = io.sha256_bytes(old)
+    before = previous.get(rel)
+    ours = (
+        before is not None and not before.edited and before.output_sha256 == old_sha
+    ) or journal.ours(rel, old_sha)
+    if ours:
+        return "write", new_sha
+    return ("replace", new_sha) if force else ("keep", old_sha)
 
 
 def _build_sample(
@@ -625,6 +662,7 @@ def _build_sample(
     prep: _Prepared,
     options: BuildOptions,
     previous: dict[str, BuildEntry],
+    journal: _Journal,
     result: BuildResult,
 ) -> tuple[BuildSample, list[BuildEntry]]:
     sample = prep.sample
@@ -637,8 +675,7 @@ def _build_sample(
     )
     label_full = labels.process_tracing(stripped_tracing, options.line_width, threshold)
     sides = BorderSides.of(prep.border)
-    entries: list[BuildEntry] = []
-    produced: set[str] = set()
+    planned: list[tuple[BuildEntry, bytes, str]] = []
     for fov, original in originals.items():
         stripped = strip_border(original, prep.border)
         for m, box in enumerate(prep.plan.boxes, start=1):
@@ -654,28 +691,37 @@ def _build_sample(
             )
             for role, source, pixels in outputs:
                 rel = f"{sample.folder}/{role}/{stem}.png"
-                produced.add(rel)
-                sha, edited = _place(
-                    root, rel, io.encode_png(pixels), previous, options.force, result
+                data = io.encode_png(pixels)
+                action, sha = _decide(root / rel, rel, data, previous, journal, options.force)
+                entry = BuildEntry(
+                    output=rel,
+                    role=role,
+                    sample=sample.id,
+                    split=sample.split,
+                    fov=fov,
+                    crop=m,
+                    source=source,
+                    box=box,
+                    border=sides,
+                    source_sha256=prep.hashes[source],
+                    output_sha256=sha,
+                    width=int(pixels.shape[1]),
+                    height=int(pixels.shape[0]),
+                    edited=action == "keep",
                 )
-                entries.append(
-                    BuildEntry(
-                        output=rel,
-                        role=role,
-                        sample=sample.id,
-                        split=sample.split,
-                        fov=fov,
-                        crop=m,
-                        source=source,
-                        box=box,
-                        border=sides,
-                        source_sha256=prep.hashes[source],
-                        output_sha256=sha,
-                        width=int(pixels.shape[1]),
-                        height=int(pixels.shape[0]),
-                        edited=edited,
-                    )
-                )
+                planned.append((entry, data, action))
+    to_write = {e.output: e.output_sha256 for e, _, a in planned if a in ("write", "replace")}
+    if to_write:
+        journal.announce(to_write)
+    for entry, data, action in planned:
+        if action in ("write", "replace"):
+            io.atomic_write_bytes(root / entry.output, data)
+            result.written.append(entry.output)
+        {"replace": result.replaced, "keep": result.kept, "unchanged": result.unchanged}.get(
+            action, []
+        ).append(entry.output)
+    entries = [e for e, _, _ in planned]
+    produced = {e.output for e in entries}
     for pair in sample.pairs:
         for rel in (pair.image, pair.label):
             if rel is not None and rel not in produced:
@@ -756,16 +802,15 @@ def build(
                 entries_by_sample[(rec.id, rec.split)] = [
                     e for e in previous.entries if (e.sample, e.split) == (rec.id, rec.split)
                 ]
+    journal = _Journal(root_path)
     for prep in prepared:
-        record, entries = _build_sample(root_path, prep, options, previous_entries, result)
+        record, entries = _build_sample(root_path, prep, options, previous_entries, journal, result)
         records[(record.id, record.split)] = record
         entries_by_sample[(record.id, record.split)] = entries
 
     order = [(s.id, s.split) for s in lay.samples if (s.id, s.split) in records]
-    from datatool import __version__
-
     manifest = BuildManifest(
-        tool_version=__version__,
+        tool_version=_tool_version(),
         created=datetime.now(UTC).replace(microsecond=0),
         parameters=options,
         samples=[records[key] for key in order],
@@ -779,4 +824,5 @@ def build(
     if not manifest_path.exists() or manifest_path.read_text(encoding="utf-8") != text:
         io.atomic_write_text(manifest_path, text)
         result.manifest_written = True
+    journal.close()
     return result

@@ -17,6 +17,8 @@ SCHEMA_MODELS: dict[str, str] = {
     "layout": "datatool.layout:DatasetLayout",
     "check-report": "datatool.findings:Report",
     "check-options": "datatool.checks:CheckOptions",
+    "crop-plan": "datatool.build:CropPlan",
+    "build-manifest": "datatool.build:BuildManifest",
     "merge-manifest": "datatool.merge:MergeManifest",
 }
 

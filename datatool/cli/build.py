@@ -1,0 +1,118 @@
+"""``datatool build`` and ``datatool plan``: cut crop pairs from originals, propose crop plans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from datatool.cli._app import app
+
+
+def _render_build(result, console, limit: int = 10) -> None:
+    """Per sample what was removed and built, then files kept, stale and the manifest."""
+    for s in result.samples:
+        line = (
+            f"{s.id} ({s.split}): removed {s.border.describe()} ({s.border_from}), "
+            f"{s.fields_of_view} field(s) of view x {s.boxes} box(es), "
+            f"tracing threshold {s.threshold:g}"
+        )
+        console.print(line + (f" [yellow]- {s.border_note}[/]" if s.border_note else ""))
+    console.print(
+        f"{len(result.written)} file(s) written, {len(result.unchanged)} unchanged, "
+        f"{len(result.kept)} kept (edited), {len(result.replaced)} edited file(s) replaced"
+    )
+    for title, paths in (
+        ("kept edited crop(s), not overwritten (use --force to replace)", result.kept),
+        ("replaced edited crop(s) (--force)", result.replaced),
+        ("crop(s) not in the plan, left in place", result.stale),
+        ("leftover temporary file(s) of an interrupted build removed", result.removed_temp),
+    ):
+        if paths:
+            console.print(f"[yellow]{len(paths)} {title}:[/]")
+            for rel in paths[:limit]:
+                console.print(f"  {rel}")
+            if len(paths) > limit:
+                console.print(f"  ... and {len(paths) - limit} more")
+    state = "written" if result.manifest_written else "unchanged"
+    console.print(f"manifest {result.manifest} {state}")
+
+
+@app.command("build")
+def build_command(
+    root: Path = typer.Argument(..., help="training_validation_data tree with originals."),
+    sample: list[str] = typer.Option(None, "--sample", help="Build only this sample (repeatable)."),
+    plan: Path = typer.Option(None, "--plan", help="Crop plan to use instead of crops.json."),
+    line_width: int = typer.Option(3, "--line-width", min=1, help="Label line width, px."),
+    threshold: float = typer.Option(None, "--threshold", min=0, help="Tracing threshold."),
+    border: str = typer.Option(
+        None, "--border", help="Strip to remove: N rows at the bottom, or 'bottom=24,left=0'."
+    ),
+    resolution: int = typer.Option(None, "--resolution", min=1, help="Resize crops to N x N."),
+    force: bool = typer.Option(False, "--force", help="Overwrite edited crops."),
+    no_check: bool = typer.Option(False, "--no-check", help="Skip the check after building."),
+) -> None:
+    """Cut every field of view and its tracing into aligned crop pairs, then check them."""
+    import os
+
+    from rich.console import Console
+
+    from datatool.build import BuildOptions, build, parse_border
+    from datatool.check import run_check
+    from datatool.checks import CheckOptions
+    from datatool.cli._render import render_report
+
+    options = BuildOptions(
+        line_width=line_width,
+        threshold=threshold,
+        border=parse_border(border) if border is not None else None,
+        resolution=resolution,
+        force=force,
+    )
+    console = Console()
+    result = build(root, options, samples=sample or None, plan_override=plan)
+    _render_build(result, console)
+    if no_check:
+        raise typer.Exit(0)
+    report = run_check(root, CheckOptions(line_width=line_width, workers=os.cpu_count() or 1))
+    render_report(report, console)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command("plan")
+def plan_command(
+    root: Path = typer.Argument(..., help="training_validation_data tree."),
+    sample: str = typer.Option(..., "--sample", help="Sample id to plan."),
+    size: int = typer.Option(128, "--size", min=1, help="Side of the square crops, px."),
+    overlap: float = typer.Option(0.25, "--overlap", min=0, max=0.9, help="Neighbour overlap."),
+    min_grains: int = typer.Option(5, "--min-grains", min=0, help="Complete grains per crop."),
+    line_width: int = typer.Option(3, "--line-width", min=1, help="Label line width, px."),
+    border: str = typer.Option(None, "--border", help="As for build: N or 'bottom=24,left=0'."),
+    out: Path = typer.Option(None, "--out", help="Write here instead of aligned/crops.json."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing plan."),
+) -> None:
+    """Propose overlapping crop boxes that each hold enough complete grains; write crops.json."""
+    from rich.console import Console
+
+    from datatool.build import parse_border
+    from datatool.plan import plan_sample
+
+    proposal = plan_sample(
+        root,
+        sample,
+        size,
+        overlap,
+        min_grains,
+        line_width=line_width,
+        border=parse_border(border) if border is not None else None,
+        out=out,
+        force=force,
+    )
+    console = Console()
+    h, w = proposal.stripped_shape
+    console.print(
+        f"{sample}: removed {proposal.border.describe()}, {w} x {h} px; "
+        f"{len(proposal.scored)} box(es) of {size} px written to {proposal.path}"
+    )
+    for m, s in enumerate(proposal.scored, start=1):
+        console.print(f"  {m}: {list(s.box)}  {s.grains} grains, {s.untraced:.0%} untraced")

@@ -129,10 +129,11 @@ def bce(pred: np.ndarray, truth: np.ndarray) -> float:
     """
     pred, truth = _check_pair(pred, truth)
     p = pred.astype(np.float64)
+    # One log per pixel: log(p) on the line, log(1 - p) off it, as torch computes them.
+    probability_of_label = np.where(truth, p, 1.0 - p)
     with np.errstate(divide="ignore"):
-        log_p = np.maximum(np.log(p), BCE_LOG_CLAMP)
-        log_not_p = np.maximum(np.log1p(-p), BCE_LOG_CLAMP)
-    return float(-np.mean(np.where(truth, log_p, log_not_p)))
+        log_likelihood = np.maximum(np.log(probability_of_label), BCE_LOG_CLAMP)
+    return float(-np.mean(log_likelihood)) + 0.0
 
 
 # --------------------------------------------------------------------------- top-hat
@@ -160,14 +161,43 @@ def tophat_reward_map(truth: np.ndarray, kernel_size: int = 3) -> np.ndarray:
     >>> tophat_reward_map(t, 3).tolist()
     [[-1.0, 1.0, 1.0, 1.0, -1.0]]
     """
-    from scipy import ndimage
-
     truth = _check_truth(truth)
     kernel_size = _check_kernel_size(kernel_size)
-    # maximum_filter is separable and O(1) per pixel per axis; pixels outside the
-    # image count as background (cval=0), as in the definition.
-    halo = ndimage.maximum_filter(truth.view(np.uint8), size=kernel_size, mode="constant", cval=0)
-    return np.where(halo.astype(bool), np.float32(1), np.float32(-1))
+    return np.where(_dilate_square(truth, kernel_size), np.float32(1), np.float32(-1))
+
+
+def _dilate_square(mask: np.ndarray, kernel_size: int) -> np.ndarray:
+    """Binary dilation by a ``k x k`` square, pixels outside the image counting as False.
+
+    The square separates into a row and a column pass of shifted ORs on bools,
+    2 (k - 1) cheap operations per pixel; faster here than ndimage's filters.
+    """
+    radius = kernel_size // 2
+    height, width = mask.shape
+    rows = mask.copy()
+    for dx in range(1, radius + 1):
+        rows[:, dx:] |= mask[:, : width - dx]
+        rows[:, : width - dx] |= mask[:, dx:]
+    out = rows.copy()
+    for dy in range(1, radius + 1):
+        out[dy:] |= rows[: height - dy]
+        out[: height - dy] |= rows[dy:]
+    return out
+
+
+def _minus_mean_of_product(pred: np.ndarray, reward_weight: np.ndarray) -> float:
+    """``-mean(pred * (2 w - 1))`` for a weight ``w`` in [0, 1] (bool or float).
+
+    Computed as ``(sum(pred) - 2 sum(pred * w)) / N`` in float64 so that the
+    reward map itself is never built; a bool ``w`` is a masked sum.
+    """
+    total = float(np.sum(pred, dtype=np.float64))
+    if reward_weight.dtype == bool:
+        weighted = float(np.sum(pred, where=reward_weight, dtype=np.float64))
+    else:
+        weighted = float(np.sum(pred * reward_weight, dtype=np.float64))
+    # "+ 0.0" turns the -0.0 of an all-black prediction into 0.0 for printing.
+    return (total - 2.0 * weighted) / max(pred.size, 1) + 0.0
 
 
 def tophat_loss(pred: np.ndarray, truth: np.ndarray, kernel_size: int = 3) -> float:
@@ -187,9 +217,8 @@ def tophat_loss(pred: np.ndarray, truth: np.ndarray, kernel_size: int = 3) -> fl
     float
     """
     pred, truth = _check_pair(pred, truth)
-    reward = tophat_reward_map(truth, kernel_size)
-    # "+ 0.0" turns the -0.0 of an all-black prediction into 0.0 for printing.
-    return float(-np.mean(pred.astype(np.float64) * reward)) + 0.0
+    halo = _dilate_square(truth, _check_kernel_size(kernel_size))
+    return _minus_mean_of_product(pred, halo)
 
 
 # --------------------------------------------------------------------------- Gaussian
@@ -244,19 +273,20 @@ def windowed_squared_distance(truth: np.ndarray, kernel_size: int) -> np.ndarray
     # The column pass adds up to r^2 to the sentinel, which must not overflow.
     dtype = _smallest_uint(none_in_window + radius * radius)
 
-    padded_rows = np.pad(truth, ((0, 0), (radius, radius)))
-    horizontal_sq = np.full(truth.shape, none_in_window, dtype=dtype)
-    # Far offsets first so that nearer ones overwrite them.
-    for dx in range(radius, -1, -1):
-        either_side = (
-            padded_rows[:, radius + dx : radius + dx + width]
-            | padded_rows[:, radius - dx : radius - dx + width]
-        )
-        np.copyto(horizontal_sq, dtype(dx * dx), where=either_side)
+    # Row pass: h^2 = min over |dx| <= r of dx^2 where truth(y, x + dx), else the
+    # sentinel. Whole-array minimum/add on uint8 beat masked writes several-fold.
+    on_line = np.where(truth, dtype(0), dtype(none_in_window))
+    horizontal_sq = on_line.copy()
+    candidate = np.empty_like(on_line)
+    for dx in range(1, min(radius, width - 1) + 1):
+        candidate[:, : width - dx] = on_line[:, dx:]
+        candidate[:, width - dx :] = none_in_window
+        np.minimum(candidate[:, dx:], on_line[:, : width - dx], out=candidate[:, dx:])
+        candidate += dtype(dx * dx)
+        np.minimum(horizontal_sq, candidate, out=horizontal_sq)
 
     padded_cols = np.pad(horizontal_sq, ((radius, radius), (0, 0)), constant_values=none_in_window)
     squared = padded_cols[radius : radius + height].copy()
-    candidate = np.empty_like(squared)
     for dy in range(1, radius + 1):
         np.minimum(
             padded_cols[radius + dy : radius + dy + height],
@@ -344,9 +374,7 @@ def gaussian_loss(
     float
     """
     pred, truth = _check_pair(pred, truth)
-    reward = gaussian_reward_map(truth, sigma, kernel_size)
-    # "+ 0.0" turns the -0.0 of an all-black prediction into 0.0 for printing.
-    return float(-np.mean(pred.astype(np.float64) * reward)) + 0.0
+    return _minus_mean_of_product(pred, gaussian_spread(truth, sigma, kernel_size))
 
 
 # --------------------------------------------------------------------------- precision / recall
@@ -378,12 +406,31 @@ def _disk_offsets(tolerance: float) -> list[tuple[int, int]]:
     ]
 
 
+# Up to this many disk offsets, shifted ORs beat a Euclidean distance transform.
+_SHIFTED_OR_MAX_OFFSETS = 120
+
+
+def _within_tolerance(mask: np.ndarray, tolerance: float) -> np.ndarray:
+    """Pixels at Euclidean distance <= ``tolerance`` from a True pixel of ``mask``."""
+    offsets = _disk_offsets(tolerance)
+    if len(offsets) > _SHIFTED_OR_MAX_OFFSETS:
+        from scipy import ndimage
+
+        return ndimage.distance_transform_edt(~mask) <= tolerance + 1e-9
+    height, width = mask.shape
+    near = mask.copy()
+    for dy, dx in offsets:
+        if abs(dy) >= height or abs(dx) >= width or (dy, dx) == (0, 0):
+            continue
+        near[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] |= mask[
+            max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
+        ]
+    return near
+
+
 def _count_within(points_from: np.ndarray, points_to: np.ndarray, tolerance: float) -> int:
     """How many ``True`` pixels of ``points_from`` lie within ``tolerance`` of ``points_to``."""
-    from scipy import ndimage
-
-    distance = ndimage.distance_transform_edt(~points_to)
-    return int(np.count_nonzero(distance[points_from] <= tolerance + 1e-9))
+    return int(np.count_nonzero(points_from & _within_tolerance(points_to, tolerance)))
 
 
 def _one_to_one_matches(pred_line: np.ndarray, truth_line: np.ndarray, tolerance: float) -> int:

@@ -1,0 +1,226 @@
+"""Duplicates and split leakage: the same content twice, or in two splits.
+
+Each worker fingerprints what it decodes anyway (``pair.extras["leak"]`` for an
+image crop, ``["originals"]`` on a sample's first pair for its originals): a
+64-bit difference hash (dHash) to find candidates fast, a 16x16 normalized
+thumbnail for the pixel check that confirms them, and a digest of the exact
+pixels. The dataset-level check then compares all of them:
+
+* near-identical image crops in one split: ``duplicate`` (warning);
+* near-identical crops, or the same original, in two splits, a crop cut from
+  another split's original (found by the alignment search), or one sample id in
+  two splits: ``split-leakage`` (error) naming both files.
+
+Fingerprints compare content, not names or bytes: a crop re-saved, renamed or
+with its contrast stretched is still found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from datatool.checks import CheckOptions, DatasetData, PairData, SampleData, finding, register
+from datatool.crop import resize_image
+from datatool.findings import Finding
+
+HASH_BITS_MAX = 10
+"""dHash bits two images may differ in and still be duplicate candidates (of 64)."""
+THUMB_MIN_CORRELATION = 0.95
+"""Correlation of the 16x16 thumbnails above which candidates are near-identical."""
+THUMB_SIDE = 16
+
+
+def dhash(grey: np.ndarray) -> int:
+    """64-bit difference hash: signs of horizontal gradients of a 9x8 area-averaged copy.
+
+    Robust to re-encoding, brightness/contrast changes and resizing; two
+    unrelated images differ in about 32 bits.
+
+    Parameters
+    ----------
+    grey : (H, W) numeric array, H, W >= 1
+
+    Returns
+    -------
+    int in [0, 2**64)
+
+    >>> img = np.tile(np.arange(64, dtype=np.uint8), (64, 1))
+    >>> dhash(img) == dhash(img * 2), dhash(img) == dhash(img[:, ::-1])
+    (True, False)
+    """
+    if grey.ndim != 2:
+        raise ValueError(f"grey must be a 2-D (H, W) array, got shape {grey.shape}")
+    small = resize_image(grey.astype(np.float32), (8, 9))
+    bits = (small[:, 1:] > small[:, :-1]).ravel()
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+def thumbnail(grey: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
+    """Area-averaged ``(side, side)`` copy, zero mean and unit norm, as a flat float32 vector.
+
+    The dot product of two thumbnails is their correlation (1.0: same content,
+    whatever brightness and contrast). A flat image gives all zeros.
+    """
+    if grey.ndim != 2:
+        raise ValueError(f"grey must be a 2-D (H, W) array, got shape {grey.shape}")
+    small = resize_image(grey.astype(np.float32), (side, side)).ravel().astype(np.float64)
+    small -= small.mean()
+    norm = float(np.linalg.norm(small))
+    return (small / norm if norm > 1e-9 else small * 0).astype(np.float32)
+
+
+def pixel_digest(grey: np.ndarray) -> str:
+    """Digest of the exact pixel values and shape (not of the file bytes)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{grey.shape}{grey.dtype}".encode())
+    h.update(np.ascontiguousarray(grey).tobytes())
+    return h.hexdigest()
+
+
+def fingerprint(grey: np.ndarray) -> dict:
+    """The three fingerprints of an image: ``{"dhash", "thumb", "digest"}``."""
+    return {"dhash": dhash(grey), "thumb": thumbnail(grey), "digest": pixel_digest(grey)}
+
+
+@register("leakage", "pair")
+def fingerprint_crop(pair: PairData, options: CheckOptions) -> Iterator[Finding]:
+    """Fingerprint the image crop for the dataset-level duplicate search (no findings)."""
+    if pair.image is not None and pair.image.pixels.size:
+        pair.extras["leak"] = fingerprint(pair.image.pixels)
+    return iter(())
+
+
+@register("leakage", "sample")
+def fingerprint_originals(sample: SampleData, options: CheckOptions) -> Iterator[Finding]:
+    """Fingerprint the sample's originals; carried by the sample's first pair (no findings)."""
+    found = []
+    for fov, rel in sorted(sample.entry.originals.items()):
+        decoded = sample.original(fov)
+        if decoded is not None and decoded.pixels.size:
+            found.append({"path": rel, "split": sample.entry.split, **fingerprint(decoded.pixels)})
+    if found and sample.pairs:
+        sample.pairs[0].extras["originals"] = found
+    return iter(())
+
+
+@dataclass(frozen=True)
+class _Item:
+    path: str
+    split: str | None
+    dhash: int
+    thumb: np.ndarray
+    digest: str
+
+
+def near_identical_pairs(items: list[_Item]) -> Iterator[tuple[int, int, float]]:
+    """Index pairs ``(i, j, correlation)`` of near-identical items, ``i < j``.
+
+    Candidates share the exact digest or differ in at most ``HASH_BITS_MAX``
+    dHash bits (all pairs compared blockwise with numpy); each is confirmed by
+    the thumbnail correlation.
+    """
+    if len(items) < 2:
+        return
+    hashes = np.array([it.dhash for it in items], dtype=np.uint64)
+    thumbs = np.stack([it.thumb for it in items])
+    seen: set[tuple[int, int]] = set()
+    by_digest: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        by_digest.setdefault(it.digest, []).append(i)
+    for group in by_digest.values():
+        for i, j in combinations(group, 2):
+            seen.add((i, j))
+            yield i, j, 1.0
+    block = 512
+    for start in range(0, len(items), block):
+        rows = hashes[start : start + block]
+        distance = np.bitwise_count(rows[:, None] ^ hashes[None, :])
+        for a, j in zip(*np.nonzero(distance <= HASH_BITS_MAX), strict=True):
+            i = start + int(a)
+            j = int(j)
+            if j <= i or (i, j) in seen:
+                continue
+            correlation = float(thumbs[i] @ thumbs[j])
+            if correlation >= THUMB_MIN_CORRELATION:
+                seen.add((i, j))
+                yield i, j, correlation
+
+
+def _compare(items: list[_Item], what: str) -> Iterator[Finding]:
+    for i, j, correlation in near_identical_pairs(items):
+        a, b = items[i], items[j]
+        how = "identical pixels" if a.digest == b.digest else f"correlation {correlation:.3f}"
+        if a.split == b.split:
+            yield finding(
+                "warning",
+                "duplicate",
+                "leakage",
+                b.path,
+                f"{what} is a near-identical copy of {a.path} ({how}) in the same split",
+                measured=round(correlation, 4),
+                expected=THUMB_MIN_CORRELATION,
+                related=[a.path],
+            )
+        else:
+            yield finding(
+                "error",
+                "split-leakage",
+                "leakage",
+                b.path,
+                f"{what} in {b.split!s} is a near-identical copy of {a.path} in {a.split!s} "
+                f"({how}): the same field of view must not be in two splits",
+                measured=round(correlation, 4),
+                expected=THUMB_MIN_CORRELATION,
+                related=[a.path],
+            )
+
+
+@register("leakage", "dataset")
+def leakage(dataset: DatasetData, options: CheckOptions) -> Iterator[Finding]:
+    """Duplicates within a split (warning) and content shared by two splits (error)."""
+    crops: list[_Item] = []
+    originals: dict[str, _Item] = {}
+    for stats, extras in dataset.pairs:
+        leak = extras.get("leak")
+        if leak is not None and stats.image is not None:
+            crops.append(_Item(stats.image, stats.split, **leak))
+        for original in extras.get("originals", []):
+            fields = {k: original[k] for k in ("dhash", "thumb", "digest")}
+            originals[original["path"]] = _Item(original["path"], original["split"], **fields)
+    reported: set[str] = set()
+    for found in _compare(crops, "image crop"):
+        reported.add(found.path)
+        yield found
+    yield from _compare(list(originals.values()), "original")
+    for stats, extras in dataset.pairs:
+        where = extras.get("found_in")
+        if where is None or stats.image is None or stats.image in reported:
+            continue
+        if where["split"] != stats.split:
+            yield finding(
+                "error",
+                "split-leakage",
+                "leakage",
+                stats.image,
+                f"image crop in {stats.split!s} was cut from {where['original']} in "
+                f"{where['split']}: the same field of view must not be in two splits",
+                related=[where["original"]],
+            )
+    by_id: dict[str, list[str]] = {}
+    for sample in dataset.layout.samples:
+        by_id.setdefault(sample.id, []).append(sample.folder)
+    for sample_id, folders in by_id.items():
+        if len(folders) > 1:
+            yield finding(
+                "error",
+                "split-leakage",
+                "leakage",
+                folders[1],
+                f"sample {sample_id} appears in {len(folders)} places: {', '.join(folders)}",
+                related=folders[:1] + folders[2:],
+            )

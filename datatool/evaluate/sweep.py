@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from datatool.errors import DatatoolError, UsageError
 from datatool.evaluate.checkpoints import Checkpoint, find_checkpoints, load_unet
@@ -70,6 +70,23 @@ class SweepOptions(BaseModel):
     batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, description="Images per forward pass.")
     amp: bool = Field(False, description="float16 autocast on CUDA.")
     use_cache: bool = Field(True, description="Read and write the prediction cache.")
+
+    @field_validator("kernel_size", "tophat_kernel_size")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"must be odd, got {value}")
+        return value
+
+    @field_validator("sigmas")
+    @classmethod
+    def _positive(cls, values: list[float]) -> list[float]:
+        bad = [v for v in values if not v > 0]
+        if bad:
+            raise ValueError(f"sigma must be > 0, got {bad}")
+        if len({sigma_label(v) for v in values}) != len(values):
+            raise ValueError(f"sigmas must differ, got {values}")
+        return values
 
     def score_params(self, sigma: float | None = None) -> ScoreParams:
         """The losses module's parameters for one sigma (the first by default)."""

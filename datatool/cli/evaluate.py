@@ -1,0 +1,187 @@
+"""``datatool infer``, ``datatool evaluate`` and ``datatool demo``: the U-Net evaluator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from datatool.cli._app import app
+
+_RESOLUTION = typer.Option(help="Side the images are resized to (multiple of 16).")
+_DEVICE = typer.Option(help="auto (CUDA if available), cpu, cuda or cuda:N.")
+_BORDER = typer.Option(
+    "--remove-border/--keep-border", help="Cut the scale-bar strip off before resizing."
+)
+_BATCH = typer.Option(help="Images per forward pass.")
+_AMP = typer.Option(help="float16 autocast on CUDA (off by default: see the README).")
+
+
+@app.command()
+def infer(
+    checkpoint: Annotated[Path, typer.Argument(help="A .pth/.pt U-Net checkpoint.")],
+    images: Annotated[list[Path], typer.Argument(help="Input images (PNG or TIFF).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for predict_<name>.png.")],
+    resolution: Annotated[int, _RESOLUTION] = 1024,
+    device: Annotated[str, _DEVICE] = "auto",
+    remove_border: Annotated[bool, _BORDER] = False,
+    batch_size: Annotated[int, _BATCH] = 4,
+    amp: Annotated[bool, _AMP] = False,
+) -> None:
+    """Predict grain boundaries: write 8-bit predict_<name>.png (sigmoid x 255)."""
+    from datatool.evaluate.inference import infer_files
+
+    written = infer_files(
+        checkpoint, images, out, resolution=resolution, device=device,
+        batch_size=batch_size, remove_border=remove_border, amp=amp,
+    )  # fmt: skip
+    typer.echo(f"wrote {len(written)} prediction(s) to {out}")
+    raise typer.Exit(0)
+
+
+@app.command()
+def evaluate(
+    checkpoints: Annotated[
+        list[Path], typer.Argument(help="Checkpoint files and/or folders of *.pth/*.pt.")
+    ],
+    image: Annotated[Path | None, typer.Option(help="One input image...")] = None,
+    truth: Annotated[Path | None, typer.Option(help="...and its truth label.")] = None,
+    dataset: Annotated[
+        Path | None, typer.Option(help="Or a dataset tree / flat set: every complete pair.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("evaluation"),
+    resolution: Annotated[int, _RESOLUTION] = 1024,
+    device: Annotated[str, _DEVICE] = "auto",
+    remove_border: Annotated[bool, _BORDER] = False,
+    sigma: Annotated[
+        list[float] | None, typer.Option(help="Gaussian loss sigma, px; repeat for several.")
+    ] = None,
+    kernel_size: Annotated[int, typer.Option(help="Gaussian loss window, px (odd).")] = 15,
+    tophat_kernel_size: Annotated[int, typer.Option(help="Top-hat halo side, px (odd).")] = 3,
+    tolerance: Annotated[float, typer.Option(help="P/R/F1 match distance, px.")] = 2.0,
+    overlays: Annotated[
+        str | None, typer.Option(help="Epochs to draw overlays for, e.g. 50,300.")
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Always run the network.")] = False,
+    batch_size: Annotated[int, _BATCH] = 4,
+    amp: Annotated[bool, _AMP] = False,
+) -> None:
+    """Score every checkpoint on the images and plot loss versus epoch."""
+    from datatool.errors import UsageError
+    from datatool.evaluate import sweep
+
+    if (dataset is None) == (image is None and truth is None) or (image is None) != (truth is None):
+        raise UsageError("give either --image IMG --truth LABEL, or --dataset ROOT")
+    pairs = sweep.pairs_from_dataset(dataset) if dataset else sweep.single_pair(image, truth)
+    options = _options(
+        sweep, resolution=resolution, device=device, remove_border=remove_border,
+        sigmas=sigma or [3.0], kernel_size=kernel_size, tophat_kernel_size=tophat_kernel_size,
+        tolerance=tolerance, batch_size=batch_size, amp=amp, use_cache=not no_cache,
+    )  # fmt: skip
+    epochs = _parse_epochs(overlays)
+    with _Progress("evaluating") as progress:
+        result, paths = sweep.evaluate(
+            checkpoints, pairs, out, options, overlay_epochs=epochs,
+            on_start=progress.start, on_progress=progress.advance,
+        )  # fmt: skip
+    _render(result, paths)
+    raise typer.Exit(0)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("demo"),
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
+    seed: Annotated[int, typer.Option(help="Seed of data, weights and shuffling.")] = 0,
+) -> None:
+    """Sample data -> tiny U-Net training -> loss-versus-epoch plot, on the CPU."""
+    from datatool.evaluate.sweep import run_demo
+    from datatool.evaluate.train import TrainConfig
+
+    config = TrainConfig(epochs=epochs, seed=seed, save_every=max(1, epochs // 8))
+    typer.echo(f"training a width-{config.base_width} U-Net for {epochs} epochs on the CPU ...")
+    with _Progress("evaluating") as progress:
+        result, paths = run_demo(out, config, on_start=progress.start, on_progress=progress.advance)
+    _render(result, paths)
+    typer.echo(f"checkpoints in {out / 'checkpoints'}, overlays in {out / 'overlays'}")
+    raise typer.Exit(0)
+
+
+def _options(sweep, **values):
+    from pydantic import ValidationError
+
+    from datatool.errors import UsageError
+
+    try:
+        return sweep.SweepOptions(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()
+        )
+        raise UsageError(f"invalid option: {problems}") from None
+
+
+def _parse_epochs(text: str | None) -> list[int]:
+    from datatool.errors import UsageError
+
+    if not text:
+        return []
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--overlays {text!r}: expected epochs like 50,300") from None
+
+
+class _Progress:
+    """Checkpoint x image progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, description: str) -> None:
+        from datatool.cli._progress import progress_bar
+
+        self._context = progress_bar(description)
+        self._done = 0
+        self._total = 0
+        self._update = None
+
+    def __enter__(self) -> _Progress:
+        self._update = self._context.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._context.__exit__(*exc)
+
+    def start(self, total: int) -> None:
+        self._total = total
+        if self._update:
+            self._update(0, total)
+
+    def advance(self, step: int) -> None:
+        self._done += step
+        if self._update:
+            self._update(self._done, self._total)
+
+
+def _render(result, paths) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    short = {"precision": "P", "recall": "R", "f1": "F1", "tophat": "top-hat"}
+    names = [short.get(n, n.replace("gaussian_sigma", "gauss s=")) for n in result.metric_names()]
+    table = Table(title="Mean over images, by epoch (losses: lower is better)")
+    for column in ("epoch", "checkpoint", "n", *names):
+        table.add_column(column, justify="left" if column == "checkpoint" else "right")
+    for row in result.means:
+        values = [row.bce, row.tophat, *row.gaussian.values(), row.precision, row.recall, row.f1]
+        table.add_row(
+            str(row.epoch), Path(row.checkpoint).name, str(row.images),
+            *(f"{v:.4f}" for v in values),
+        )  # fmt: skip
+    probe = Console()
+    # Piped output gets a fixed wide table rather than rich's 80-column squeeze.
+    console = probe if probe.is_terminal else Console(width=160)
+    console.print(table)
+    console.print(
+        f"predictions: {result.cache_misses} computed, {result.cache_hits} from cache; "
+        f"wrote {paths['csv']}, {paths['json']}, {paths['plot']}"
+    )

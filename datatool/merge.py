@@ -19,7 +19,8 @@ into ``dest``. The steps, in order:
    unchanged, never re-encoded), write ``manifest.json``, **verify** (every file
    present with the hash the manifest records; ``taken + deduplicated +
    refused == input`` for every source), then rename into place. Any failure
-   removes the temporary folder and leaves ``dest`` as it was.
+   removes the temporary folder and leaves ``dest`` as it was (a hard kill can
+   leave a ``.<dest>.tmp-*`` folder beside it, which is safe to delete).
 
 Decisions the issue left open, documented here:
 

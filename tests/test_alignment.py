@@ -1,0 +1,215 @@
+"""Alignment by pixels: locate crops, measure label offsets, wrong pairing, resized crops."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from datatool import align, io, labels, synth
+from datatool.check import run_check
+from datatool.checks import CheckOptions
+from datatool.crop import cut, resize_image
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE_TREE = REPO / "fixtures" / "training_validation_data"
+STRIP = 24  # the fixture's scale-bar strip (synth.write_tree)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    dest = tmp_path / "training_validation_data"
+    shutil.copytree(FIXTURE_TREE, dest)
+    return dest
+
+
+def _aligned(tree: Path, sample_id: str) -> Path:
+    split = synth.FIXTURE_SAMPLES[sample_id]
+    return tree / split / f"{sample_id}_{split}" / "aligned"
+
+
+def _processed_tracing(folder: Path, sample_id: str) -> np.ndarray:
+    tracing = io.read_grey(folder / f"{sample_id}_trace.png")
+    return labels.process_tracing(tracing[: tracing.shape[0] - STRIP], 3)
+
+
+def _recut(tree: Path, stem: str, box: tuple, label_shift=(0, 0)) -> tuple[str, str]:
+    """Rewrite pair ``stem`` as image cut at ``box``, label at ``box`` moved by ``label_shift``."""
+    sample_id, fov, _ = stem.split("_")
+    folder = _aligned(tree, sample_id)
+    original = io.read_grey(folder / f"{sample_id}_{fov}.png")
+    left, top, w, h = box
+    label_box = (left + label_shift[0], top + label_shift[1], w, h)
+    io.write_png(folder / "image" / f"{stem}.png", cut(original, box))
+    io.write_png(
+        folder / "label" / f"{stem}.png", cut(_processed_tracing(folder, sample_id), label_box)
+    )
+    rel = folder.relative_to(tree).as_posix()
+    return f"{rel}/image/{stem}.png", f"{rel}/label/{stem}.png"
+
+
+def _check(tree: Path, **options):
+    return run_check(tree, CheckOptions(workers=1, **options))
+
+
+def _codes(report, path: str) -> list[str]:
+    return sorted(f.code for f in report.findings if f.path == path)
+
+
+def test_clean_fixture_is_aligned_at_its_plan_boxes(tree: Path) -> None:
+    report = _check(tree)
+    assert report.ok, [f.message for f in report.errors()]
+    assert not [f for f in report.findings if f.check == "alignment"]
+    plan = json.loads((_aligned(tree, "0101") / "crops.json").read_text())["boxes"]
+    for stats in report.pairs:
+        assert stats.offset == [0.0, 0.0], stats
+        assert stats.box == plan[stats.crop - 1], stats
+
+
+@pytest.mark.parametrize("shift", [(3, 0), (0, -2), (-4, 5), (2, 2), (-9, 0), (13, -11)])
+def test_shifted_label_is_misaligned_by_exactly_its_shift(tree: Path, shift) -> None:
+    image_rel, label_rel = _recut(tree, "0101_1_2", (96, 80, 128, 128), label_shift=shift)
+    report = _check(tree)
+    found = [f for f in report.findings if f.code == "misaligned"]
+    assert [f.path for f in found] == [label_rel]
+    assert found[0].measured == [float(shift[0]), float(shift[1])]
+    assert f"({shift[0]:+d}, {shift[1]:+d})" in found[0].message
+    stats = next(s for s in report.pairs if s.label == label_rel)
+    assert stats.offset == [float(shift[0]), float(shift[1])]
+    assert stats.box == [96, 80, 128, 128]
+    # The other pairs stay clean.
+    assert {f.path for f in report.errors()} == {label_rel}
+
+
+def test_offset_within_tolerance_is_measured_but_accepted(tree: Path) -> None:
+    _, label_rel = _recut(tree, "0102_2_3", (60, 100, 128, 128), label_shift=(1, -1))
+    report = _check(tree)
+    assert report.ok
+    stats = next(s for s in report.pairs if s.label == label_rel)
+    assert stats.offset == [1.0, -1.0]
+    strict = _check(tree, max_offset=0.5)
+    assert _codes(strict, label_rel) == ["misaligned"]
+
+
+def test_label_from_another_sample_is_wrong_pairing(tree: Path) -> None:
+    own = _aligned(tree, "0101") / "label" / "0101_1_2.png"
+    shutil.copyfile(_aligned(tree, "0102") / "label" / "0102_1_2.png", own)
+    label_rel = own.relative_to(tree).as_posix()
+    report = _check(tree)
+    found = [f for f in report.findings if f.code == "wrong-pairing"]
+    assert [f.path for f in found] == [label_rel]
+    assert found[0].related == ["training/0102_training/aligned/0102_trace.png"]
+    assert "misaligned" not in _codes(report, label_rel)
+    assert {f.path for f in report.errors()} == {label_rel}
+
+
+def test_label_matching_no_tracing_is_wrong_pairing(tree: Path) -> None:
+    # Lines of a sample that is in no tracing of the tree.
+    stranger = synth.make_sample(77, (200, 200), 20.0, 1, strip=0)
+    label = _aligned(tree, "0201") / "label" / "0201_2_4.png"
+    io.write_png(label, labels.process_tracing(stranger.tracing, 3)[:128, :128])
+    report = _check(tree)
+    found = [f for f in report.findings if f.path == label.relative_to(tree).as_posix()]
+    assert [f.code for f in found if f.severity.value == "error"] == ["wrong-pairing"]
+
+
+def test_image_from_another_field_of_view_is_not_found(tree: Path) -> None:
+    folder = _aligned(tree, "0101")
+    shutil.copyfile(folder / "image" / "0101_2_1.png", folder / "image" / "0101_1_1.png")
+    report = _check(tree)
+    rel = "training/0101_training/aligned/image/0101_1_1.png"
+    found = [f for f in report.findings if f.path == rel]
+    assert [f.code for f in found] == ["not-found"]
+    assert found[0].related == ["training/0101_training/aligned/0101_2.png"]
+    assert found[0].measured < 0.9
+
+
+def test_resized_pair_is_a_warning_with_its_scale(tree: Path) -> None:
+    folder = _aligned(tree, "0201")
+    box = (40, 60, 192, 192)
+    original = io.read_grey(folder / "0201_1.png")
+    image = np.clip(np.round(resize_image(cut(original, box), (128, 128))), 0, 255)
+    label = labels.resize_label(cut(_processed_tracing(folder, "0201"), box), (128, 128), 3)
+    io.write_png(folder / "image" / "0201_1_3.png", image.astype(np.uint8))
+    io.write_png(folder / "label" / "0201_1_3.png", label)
+    report = _check(tree)
+    rel = "validation/0201_validation/aligned/image/0201_1_3.png"
+    found = [f for f in report.findings if f.code == "resized"]
+    assert [f.path for f in found] == [rel]
+    assert found[0].measured == pytest.approx(128 / 192, abs=0.01)
+    assert found[0].severity.value == "warning"
+    assert report.ok, [f.message for f in report.errors()]
+    stats = next(s for s in report.pairs if s.image == rel)
+    assert stats.box[:2] == pytest.approx([40, 60], abs=2)
+    assert max(abs(v) for v in stats.offset) <= 1.0
+
+
+def test_fast_mode_skips_alignment(tree: Path) -> None:
+    _recut(tree, "0101_1_2", (96, 80, 128, 128), label_shift=(5, 0))
+    report = _check(tree, alignment=False)
+    assert "misaligned" not in report.summary.by_code
+    assert all(s.offset is None for s in report.pairs)
+
+
+def test_parallel_run_gives_the_same_findings(tree: Path) -> None:
+    _recut(tree, "0102_1_1", (30, 30, 128, 128), label_shift=(0, 4))
+    serial = run_check(tree, CheckOptions(workers=1))
+    parallel = run_check(tree, CheckOptions(workers=2))
+    assert serial.findings == parallel.findings
+    assert [s.offset for s in serial.pairs] == [s.offset for s in parallel.pairs]
+
+
+# --- the pure search functions -------------------------------------------------------------
+
+_SAMPLE = synth.make_sample(11, (300, 260), 24.0, 1, strip=0).originals[0]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    left=st.integers(0, 260 - 40),
+    top=st.integers(0, 300 - 40),
+    width=st.integers(40, 160),
+    height=st.integers(40, 160),
+)
+def test_crop_then_locate_gives_the_box_back(left: int, top: int, width: int, height: int) -> None:
+    width, height = min(width, 260 - left), min(height, 300 - top)
+    match = align.locate(_SAMPLE, cut(_SAMPLE, (left, top, width, height)))
+    assert match.box == (left, top, width, height)
+    assert match.score > 0.999
+
+
+def test_locate_scaled_recovers_scale_and_box() -> None:
+    search = align.SearchImage(_SAMPLE)
+    shrunk = resize_image(cut(_SAMPLE, (50, 70, 150, 150)), (100, 100))
+    match = search.locate_scaled(shrunk)
+    assert match.scale == pytest.approx(100 / 150, abs=0.01)
+    assert match.box[0] == pytest.approx(50, abs=2) and match.box[1] == pytest.approx(70, abs=2)
+    assert match.score > 0.9
+
+
+def test_ncc_map_is_one_at_the_cut_and_zero_on_flat() -> None:
+    out = align.ncc_map(_SAMPLE, _SAMPLE[10:50, 20:70])
+    assert out.shape == (300 - 40 + 1, 260 - 50 + 1)
+    assert np.unravel_index(out.argmax(), out.shape) == (10, 20)
+    assert align.ncc_map(np.zeros((20, 20)), np.ones((5, 5))).max() == 0.0
+
+
+@pytest.mark.parametrize(
+    ("image", "template", "message"),
+    [
+        (np.zeros((10, 10)), np.zeros((11, 3)), "larger than image"),
+        (np.zeros((10,)), np.zeros((3, 3)), "2-D"),
+    ],
+)
+def test_ncc_map_rejects_bad_shapes(image, template, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        align.ncc_map(image, template)
+
+
+def test_box_offset_sign_convention() -> None:
+    assert align.box_offset((13, 20, 64, 64), (10, 20, 64, 64)) == (3, 0)

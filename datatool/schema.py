@@ -20,6 +20,8 @@ SCHEMA_MODELS: dict[str, str] = {
     "crop-plan": "datatool.build:CropPlan",
     "build-manifest": "datatool.build:BuildManifest",
     "merge-manifest": "datatool.merge:MergeManifest",
+    "score-params": "datatool.evaluate.losses:ScoreParams",
+    "scores": "datatool.evaluate.losses:ScoredPrediction",
 }
 
 

@@ -227,7 +227,7 @@ def _validation_message(exc: ValidationError, data: object) -> str:
         loc = error["loc"]
         if len(loc) >= 2 and loc[0] == "boxes" and isinstance(loc[1], int):
             what = _box_label(loc[1], boxes)
-            if len(loc) == 2:
+            if len(loc) == 2 or error["type"] == "missing":
                 parts.append(f"{what}: expected [left, top, width, height] ({error['msg']})")
             else:
                 parts.append(f"{what}: value {error['input']!r}: {error['msg']}")

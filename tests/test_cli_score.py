@@ -9,7 +9,7 @@ import pytest
 
 from datatool import io
 from datatool.cli import main
-from datatool.evaluate.losses import ScoreParams, score_files
+from datatool.evaluate.losses import ScoredPrediction, ScoreParams, score_files
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -55,6 +55,9 @@ def test_json_equals_library_result(images, capsys):
         "matching": "nearest",
     }
     assert first["prediction"] == str(shifted)
+    jsonschema = pytest.importorskip("jsonschema")
+    for record in printed:
+        jsonschema.validate(record, ScoredPrediction.model_json_schema())
     # The report's finding, end to end: shifted is worse by BCE, better by the Gaussian loss.
     assert first["bce"] > printed[1]["bce"]
     assert first["gaussian"] < printed[1]["gaussian"]

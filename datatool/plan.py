@@ -5,8 +5,9 @@ step leaves the requested overlap between neighbours, so boundaries near one
 crop's edge are seen whole in the next. Each grid window may move by up to a
 quarter of the overlap to where it holds the least untraced area; windows with
 fewer than ``min_grains`` complete grains (counted on the processed tracing)
-are dropped. The result is a :class:`~datatool.build.CropPlan` in the same
-coordinates the build uses (the border-stripped original).
+or more than ``max_untraced`` of their area untraced are dropped. The result
+is a :class:`~datatool.build.CropPlan` in the same coordinates the build uses
+(the border-stripped original).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def propose_boxes(
     overlap: float = 0.25,
     min_grains: int = 5,
     *,
+    max_untraced: float = 0.5,
     min_area: int = 10,
 ) -> list[ScoredBox]:
     """Propose overlapping square crop boxes that each hold at least ``min_grains`` grains.
@@ -76,6 +78,9 @@ def propose_boxes(
         Share of the side that neighbouring grid boxes share, in [0, 1).
     min_grains : int
         Least number of complete grains a box must hold.
+    max_untraced : float
+        Largest share of a box in untraced regions (see
+        :func:`datatool.labels.untraced_fraction`); a few are fine, the lab says.
     min_area : int
         Regions smaller than this (px) are not grains.
 
@@ -111,7 +116,7 @@ def propose_boxes(
                     top = min(max(top0 + dy, 0), h - crop_size)
                     left = min(max(left0 + dx, 0), w - crop_size)
                     scored = score_window(mask, (left, top, crop_size, crop_size), min_area)
-                    if scored.grains >= min_grains:
+                    if scored.grains >= min_grains and scored.untraced <= max_untraced:
                         moved = abs(left - left0) + abs(top - top0)
                         candidates.append(((scored.untraced, -scored.grains, moved), scored))
             best = min(candidates, key=lambda c: c[0])[1] if candidates else None
@@ -139,6 +144,7 @@ def plan_sample(
     overlap: float = 0.25,
     min_grains: int = 5,
     *,
+    max_untraced: float = 0.5,
     line_width: int = 3,
     threshold: float | None = None,
     border: BorderSides | None = None,
@@ -176,11 +182,12 @@ def plan_sample(
             f"{sample.tracing}: crop size {crop_size} px does not fit the {w} x {h} px image"
         )
     mask = labels.process_tracing(stripped, line_width, threshold)
-    scored = propose_boxes(mask, crop_size, overlap, min_grains)
+    scored = propose_boxes(mask, crop_size, overlap, min_grains, max_untraced=max_untraced)
     if not scored:
         raise DatatoolError(
-            f"{sample.tracing}: no {crop_size} px window holds {min_grains} complete grains; "
-            "try a larger --size or a smaller --min-grains"
+            f"{sample.tracing}: no {crop_size} px window holds {min_grains} complete grains "
+            f"with at most {max_untraced:.0%} untraced; try a larger --size, a smaller "
+            "--min-grains or a larger --max-untraced"
         )
     plan = CropPlan(
         boxes=[s.box for s in scored],
@@ -188,7 +195,8 @@ def plan_sample(
         border=border,
         note=(
             f"proposed by datatool plan: size {crop_size}, overlap {overlap:g}, "
-            f"at least {min_grains} complete grains per box"
+            f"at least {min_grains} complete grains and at most {max_untraced:.0%} untraced "
+            "area per box"
         ),
     )
     if write:

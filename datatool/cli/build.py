@@ -86,6 +86,9 @@ def plan_command(
     size: int = typer.Option(128, "--size", min=1, help="Side of the square crops, px."),
     overlap: float = typer.Option(0.25, "--overlap", min=0, max=0.9, help="Neighbour overlap."),
     min_grains: int = typer.Option(5, "--min-grains", min=0, help="Complete grains per crop."),
+    max_untraced: float = typer.Option(
+        0.5, "--max-untraced", min=0, max=1, help="Largest untraced share of a crop."
+    ),
     line_width: int = typer.Option(3, "--line-width", min=1, help="Label line width, px."),
     border: str = typer.Option(None, "--border", help="As for build: N or 'bottom=24,left=0'."),
     out: Path = typer.Option(None, "--out", help="Write here instead of aligned/crops.json."),
@@ -103,6 +106,7 @@ def plan_command(
         size,
         overlap,
         min_grains,
+        max_untraced=max_untraced,
         line_width=line_width,
         border=parse_border(border) if border is not None else None,
         out=out,

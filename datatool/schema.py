@@ -22,6 +22,7 @@ SCHEMA_MODELS: dict[str, str] = {
     "merge-manifest": "datatool.merge:MergeManifest",
     "score-params": "datatool.evaluate.losses:ScoreParams",
     "scores": "datatool.evaluate.losses:ScoredPrediction",
+    "quality-report": "datatool.report.model:QualityReport",
 }
 
 

@@ -1,0 +1,79 @@
+"""``datatool report``: a dataset quality report to read in a browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from datatool.cli._app import app
+
+
+@app.command()
+def report(
+    root: Annotated[Path, typer.Argument(help="training_validation_data tree or flat set.")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    checkpoints: Annotated[
+        Path | None, typer.Option(help="Folder of <name>_<epoch>.pth checkpoints to sweep.")
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report's data as JSON.")
+    ] = None,
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="Also write a Markdown summary.")
+    ] = None,
+    samples: Annotated[
+        int, typer.Option(min=0, help="Clean pairs pictured at random, after all flagged ones.")
+    ] = 12,
+    seed: Annotated[int, typer.Option(help="Seed of the random choice of clean pairs.")] = 0,
+    max_flagged: Annotated[int, typer.Option(min=0, help="Most flagged pairs pictured.")] = 100,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail the check.")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="Skip the pixel alignment search.")] = False,
+    workers: Annotated[int, typer.Option(min=0, help="Check processes (0: all cores).")] = 0,
+    resolution: Annotated[
+        int, typer.Option(help="Model sweep: side images are resized to (multiple of 16).")
+    ] = 1024,
+    eval_split: Annotated[
+        str | None, typer.Option(help="Model sweep: split to score on (default validation).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="Model sweep: auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Write one self-contained HTML page: verdict, findings, composition, pictures, models.
+
+    Exit 0 when the check passed, 1 when it failed (the report is written either way).
+    """
+    import os
+
+    from pydantic import ValidationError
+
+    from datatool.checks import CheckOptions
+    from datatool.cli._progress import progress_bar
+    from datatool.errors import UsageError
+    from datatool.report import build_report, write_report
+
+    sweep_options = None
+    if checkpoints is not None:
+        from datatool.evaluate.sweep import SweepOptions
+
+        try:
+            sweep_options = SweepOptions(resolution=resolution, device=device)
+        except ValidationError as exc:
+            problems = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+            raise UsageError(f"invalid option: {problems}") from None
+    options = CheckOptions(
+        alignment=not fast, workers=workers or os.cpu_count() or 1, strict=strict
+    )
+    with progress_bar("checking samples") as progress:
+        result, figures = build_report(
+            root, options, samples=samples, seed=seed, max_flagged=max_flagged,
+            checkpoints=checkpoints, sweep_options=sweep_options, eval_split=eval_split,
+            progress=progress,
+        )  # fmt: skip
+    written = write_report(result, figures, out, json_path=json_path, markdown_path=markdown)
+    s = result.check.summary
+    typer.echo(
+        f"{'PASS' if result.check.ok else 'FAIL'}: {s.errors} error(s), {s.warnings} warning(s); "
+        f"wrote {', '.join(map(str, written))}"
+    )
+    raise typer.Exit(0 if result.check.ok else 1)

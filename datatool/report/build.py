@@ -1,0 +1,525 @@
+"""Assemble a quality report: run the check once, sweep once, draw the pictures.
+
+Nothing is measured twice: the composition comes from the check's per-pair
+:class:`~datatool.findings.PairStats`, the model scores and their overlay
+pictures from :mod:`datatool.evaluate.sweep`. New here is only the drawing of
+a label over its image (:mod:`datatool.report.plots`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from datatool import io, labels
+from datatool.check import run_check
+from datatool.checks import CheckOptions
+from datatool.errors import ImageReadError, UsageError
+from datatool.findings import Finding, PairStats, Report, Severity
+from datatool.layout import DatasetLayout, scan
+from datatool.report import plots
+from datatool.report.model import (
+    Composition,
+    Distribution,
+    LineageSummary,
+    ModelsSection,
+    PictureEntry,
+    QualityReport,
+    ReportParameters,
+)
+
+MISALIGNED_CODE = "misaligned"
+NONE_KEY = "(none)"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One embedded picture: PNG bytes, a title and a caption."""
+
+    title: str
+    png: bytes
+    caption: str = ""
+
+
+@dataclass
+class ReportFigures:
+    """The pictures of a report, grouped by section (the data lives in QualityReport)."""
+
+    composition: list[Figure] = field(default_factory=list)
+    pairs: list[list[Figure]] = field(default_factory=list)
+    """Figures of each pictured pair, in the order of ``QualityReport.pictures``."""
+    loss_vs_epoch: Figure | None = None
+    model_overlays: dict[int, list[Figure]] = field(default_factory=dict)
+
+    def all(self) -> list[Figure]:
+        """Every figure, in page order."""
+        out = list(self.composition)
+        for figures in self.pairs:
+            out.extend(figures)
+        if self.loss_vs_epoch is not None:
+            out.append(self.loss_vs_epoch)
+        for figures in self.model_overlays.values():
+            out.extend(figures)
+        return out
+
+
+# --------------------------------------------------------------------------- composition
+
+
+def _natural(key: str) -> list[object]:
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key)]
+
+
+def _count(values: Iterable[object]) -> dict[str, int]:
+    counts = Counter(NONE_KEY if v is None else str(v) for v in values)
+    return {k: counts[k] for k in sorted(counts, key=_natural)}
+
+
+def distribution(
+    values: Iterable[float | None], bin_edges: np.ndarray | None = None
+) -> Distribution:
+    """Summary and histogram of the measured values (``None`` counts as missing).
+
+    Parameters
+    ----------
+    values : iterable of float or None
+    bin_edges : (B + 1,) float array, optional
+        Histogram edges; ten equal bins over the range when omitted.
+    """
+    all_values = list(values)
+    measured = np.array([v for v in all_values if v is not None], dtype=np.float64)
+    missing = len(all_values) - measured.size
+    if measured.size == 0:
+        return Distribution(
+            measured=0, missing=missing, min=None, median=None, max=None, bin_edges=[], counts=[]
+        )
+    counts, edges = np.histogram(measured, bins=10 if bin_edges is None else bin_edges)
+    return Distribution(
+        measured=int(measured.size),
+        missing=missing,
+        min=float(measured.min()),
+        median=float(np.median(measured)),
+        max=float(measured.max()),
+        bin_edges=[round(float(e), 6) for e in edges],
+        counts=[int(c) for c in counts],
+    )
+
+
+def compose(
+    pairs: list[PairStats], options: CheckOptions, source_by_image: dict[str, str] | None = None
+) -> Composition:
+    """Counts and distributions of a dataset from the check's per-pair stats."""
+    sources = source_by_image or {}
+    widths = [p.line_width for p in pairs]
+    grains = [p.grains for p in pairs]
+    top_width = max([w for w in widths if w is not None] + [2.0 * options.line_width])
+    top_grains = max([g for g in grains if g is not None] + [2 * options.min_grains])
+    return Composition(
+        pairs=len(pairs),
+        per_split=_count(p.split for p in pairs),
+        per_sample=_count(p.sample for p in pairs),
+        per_fov=_count(p.fov for p in pairs),
+        per_source=_count(sources.get(p.image or "") for p in pairs) if sources else {},
+        image_sizes=_count(f"{p.width}x{p.height}" if p.width is not None else None for p in pairs),
+        line_width=distribution(widths, np.arange(0.0, np.ceil(top_width) + 0.75, 0.5)),
+        expected_line_width=float(options.line_width),
+        grains=distribution(grains, np.arange(-0.5, top_grains + 1.5, 1.0)),
+        grain_guideline=options.min_grains,
+        below_guideline=sum(g is not None and g < options.min_grains for g in grains),
+        untraced_fraction=distribution(
+            [p.untraced_fraction for p in pairs], np.linspace(0.0, 1.0, 21)
+        ),
+    )
+
+
+def composition_figures(composition: Composition, options: CheckOptions) -> list[Figure]:
+    """The composition plots: counts per split/sample/fov/source/size and three histograms."""
+    figures = [
+        Figure(
+            "Pairs per split", plots.bar_chart(composition.per_split, "Pairs per split", "split")
+        ),
+        Figure(
+            "Pairs per sample",
+            plots.bar_chart(composition.per_sample, "Pairs per sample", "sample id"),
+        ),
+        Figure(
+            "Pairs per field of view",
+            plots.bar_chart(composition.per_fov, "Pairs per field of view", "field of view n"),
+        ),
+    ]
+    if composition.per_source:
+        figures.append(
+            Figure(
+                "Pairs per source",
+                plots.bar_chart(composition.per_source, "Pairs per source", "merge source"),
+            )
+        )
+    figures.append(
+        Figure(
+            "Image sizes",
+            plots.bar_chart(composition.image_sizes, "Image crop sizes", "width x height, px"),
+        )
+    )
+    width = composition.line_width
+    figures.append(
+        Figure(
+            "Label line width",
+            plots.histogram_chart(
+                width.bin_edges,
+                width.counts,
+                "Label line width",
+                "estimated width, px",
+                [(composition.expected_line_width, f"expected {options.line_width} px")],
+            ),
+            f"{width.measured} labels measured"
+            + (f", {width.missing} not (no label, empty or unreadable)" if width.missing else ""),
+        )
+    )
+    grains = composition.grains
+    figures.append(
+        Figure(
+            "Complete grains per crop",
+            plots.histogram_chart(
+                grains.bin_edges,
+                grains.counts,
+                "Complete grains per crop",
+                "complete grains",
+                [(composition.grain_guideline - 0.5, f"guideline: {options.min_grains} grains")],
+            ),
+            f"{composition.below_guideline} crop(s) below the {options.min_grains}-grain guideline",
+        )
+    )
+    untraced = composition.untraced_fraction
+    figures.append(
+        Figure(
+            "Untraced area",
+            plots.histogram_chart(
+                untraced.bin_edges,
+                untraced.counts,
+                "Untraced area per crop",
+                "share of the crop with no boundary",
+            ),
+            "large regions without any line: parts of the image nobody traced",
+        )
+    )
+    return figures
+
+
+# --------------------------------------------------------------------------- lineage
+
+
+def read_lineage(layout: DatasetLayout) -> tuple[LineageSummary | None, dict[str, str]]:
+    """The merge manifest's lineage and each output image's source tag, when there is one.
+
+    Read through :class:`datatool.merge.MergeManifest`; a build manifest, an
+    unreadable one, or a tree without a merge module gives ``(None, {})``.
+    """
+    if layout.manifest is None:
+        return None, {}
+    path = layout.path(layout.manifest)
+    try:
+        import json
+
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, {}
+    if not isinstance(raw, dict) or raw.get("kind") != "merge":
+        return None, {}
+    try:
+        from datatool.merge import MergeManifest
+    except ImportError:
+        return None, {}
+    from pydantic import ValidationError
+
+    try:
+        manifest = MergeManifest.model_validate(raw)
+    except ValidationError:
+        return None, {}
+    summary = LineageSummary(
+        manifest=layout.manifest,
+        name=manifest.name,
+        created=manifest.created,
+        tool_version=manifest.tool_version,
+        sources=[s.tag for s in manifest.parameters.sources],
+        runs=1 + len(manifest.previous_runs),
+        chains=dict(Counter(" > ".join(p.lineage) for p in manifest.pairs).most_common()),
+        duplicates=len(manifest.duplicates),
+        conflicts=len(manifest.conflicts),
+        refused=len(manifest.refused),
+    )
+    return summary, {p.image: p.source_tag for p in manifest.pairs}
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def _pair_name(stats: PairStats) -> str:
+    return Path(stats.image or stats.label or "?").stem
+
+
+def _findings_by_path(report: Report) -> dict[str, list[Finding]]:
+    index: dict[str, list[Finding]] = defaultdict(list)
+    for f in report.findings:
+        for path in dict.fromkeys([f.path, *f.related]):
+            index[path].append(f)
+    return index
+
+
+def choose_pictures(
+    report: Report, samples: int, seed: int, max_flagged: int
+) -> tuple[list[PictureEntry], int]:
+    """Pairs to picture: every flagged pair, worst first and misaligned first among equals,
+    then ``samples`` clean pairs drawn at random with ``seed``.
+
+    Returns the entries in page order and the number of flagged pairs left out.
+    """
+    index = _findings_by_path(report)
+    flagged: list[PictureEntry] = []
+    clean: list[PictureEntry] = []
+    for stats in report.pairs:
+        found = {id(f): f for p in (stats.image, stats.label) if p for f in index.get(p, [])}
+        serious = sorted(
+            (f for f in found.values() if f.severity is not Severity.info),
+            key=lambda f: (f.severity.rank, f.code),
+        )
+        entry = PictureEntry(
+            name=_pair_name(stats),
+            image=stats.image,
+            label=stats.label,
+            flagged=bool(serious),
+            worst=serious[0].severity if serious else None,
+            codes=list(dict.fromkeys(f.code for f in serious)),
+            offset=stats.offset,
+            misaligned=any(f.code == MISALIGNED_CODE for f in serious),
+        )
+        (flagged if serious else clean).append(entry)
+    flagged.sort(key=lambda e: (e.worst.rank, not e.misaligned, _natural(e.name)))
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(clean), size=min(samples, len(clean)), replace=False))
+    return flagged[:max_flagged] + [clean[i] for i in chosen], max(0, len(flagged) - max_flagged)
+
+
+def _read(root: Path, rel: str | None) -> io.DecodedImage | None:
+    if rel is None:
+        return None
+    try:
+        return io.read_image(root / rel)
+    except ImageReadError:
+        return None
+
+
+def pair_figures(root: Path, entry: PictureEntry) -> list[Figure]:
+    """The image with its label in red; for a misaligned pair also the label moved by the
+    offset the alignment check found (green), so the person sees that it then fits."""
+    image = _read(root, entry.image)
+    label = _read(root, entry.label)
+    lines = labels.line_mask(label.pixels) if label is not None else None
+    if image is not None and lines is not None and image.pixels.shape == lines.shape:
+        figures = [
+            Figure(
+                "label as stored",
+                plots.encode_rgb_png(plots.label_overlay(image.pixels, lines)),
+                "image in grey, its label in red",
+            )
+        ]
+        if entry.misaligned and entry.offset is not None:
+            # The offset is the label's box minus the image's box: a label cut dx px
+            # further right shows its content dx px further left, so moving the label
+            # by +offset puts it where the image says it belongs.
+            dx, dy = entry.offset
+            moved = plots.shift_mask(lines, dx, dy)
+            figures.append(
+                Figure(
+                    f"label moved by the offset found ({dx:+g}, {dy:+g}) px",
+                    plots.encode_rgb_png(
+                        plots.label_overlay(image.pixels, moved, plots.SHIFTED_COLOUR)
+                    ),
+                    f"the label was cut ({dx:+g}, {dy:+g}) px off its image's box; "
+                    "moved by that offset (green) it should fit",
+                )
+            )
+        return figures
+    figures = []
+    if image is not None:
+        figures.append(
+            Figure("image", plots.encode_rgb_png(plots.to_uint8(image.pixels)), "image alone")
+        )
+    if lines is not None:
+        figures.append(
+            Figure(
+                "label",
+                plots.encode_rgb_png(lines.astype(np.uint8) * 255),
+                "label alone (lines white)",
+            )
+        )
+    return figures
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _models(
+    root: Path,
+    checkpoints: Path,
+    sweep_options,
+    eval_split: str | None,
+    overlay_images: int,
+    work: Path,
+) -> tuple[ModelsSection, Figure, dict[int, list[Figure]]]:
+    from datatool.evaluate.checkpoints import find_checkpoints
+    from datatool.evaluate.sweep import pairs_from_dataset, plot_loss_vs_epoch, run_sweep
+
+    found = find_checkpoints([checkpoints])
+    pairs = pairs_from_dataset(root)
+    splits = {p.split for p in pairs}
+    if eval_split is None and "validation" in splits:
+        eval_split = "validation"
+    if eval_split is not None:
+        if eval_split not in splits:
+            known = ", ".join(sorted(str(s) for s in splits)) or "none"
+            raise UsageError(f"--eval-split {eval_split}: no such split in {root} ({known})")
+        pairs = [p for p in pairs if p.split == eval_split]
+    cache = work / "cache"
+    result = run_sweep(found, pairs, sweep_options, cache_dir=cache)
+    epochs = sorted({found[0].epoch, found[-1].epoch})
+    shown = pairs[:overlay_images]
+    # Second pass on the shown images only: every prediction is a cache hit, so
+    # this just writes the sweep's own overlay pictures for the first and last epoch.
+    run_sweep(
+        [c for c in found if c.epoch in epochs],
+        shown,
+        result.options,
+        cache_dir=cache,
+        overlay_dir=work / "overlays",
+        overlay_epochs=epochs,
+    )
+    plot = plot_loss_vs_epoch(result, work / "loss_vs_epoch.png")
+    loss_figure = Figure(
+        "Loss vs epoch",
+        plot.read_bytes(),
+        f"{len(found)} checkpoints on {len(pairs)} image(s)"
+        + (f" of the {eval_split} split" if eval_split else ""),
+    )
+    overlays: dict[int, list[Figure]] = {}
+    for epoch in epochs:
+        folder = work / "overlays" / f"epoch_{epoch}"
+        overlays[epoch] = [
+            Figure(
+                f"{pair.name}: {kind}",
+                (folder / f"{pair.name}.{kind}.png").read_bytes(),
+                caption,
+            )
+            for pair in shown
+            for kind, caption in (
+                ("overlay", "white: found, red: missed, blue: false line"),
+                ("gaussian-weighted", "prediction x Gaussian reward: green earns, red costs"),
+            )
+        ]
+    section = ModelsSection(
+        checkpoints=str(checkpoints),
+        split=eval_split,
+        overlay_epochs=epochs,
+        overlay_images=[p.name for p in shown],
+        sweep=result,
+    )
+    return section, loss_figure, overlays
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def build_report(
+    root: str | os.PathLike[str],
+    check_options: CheckOptions | None = None,
+    *,
+    samples: int = 12,
+    seed: int = 0,
+    max_flagged: int = 100,
+    checkpoints: str | os.PathLike[str] | None = None,
+    sweep_options=None,
+    eval_split: str | None = None,
+    overlay_images: int = 3,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[QualityReport, ReportFigures]:
+    """Check a dataset (and optionally sweep checkpoints on it) and draw the report's pictures.
+
+    Parameters
+    ----------
+    root : path-like
+        A tree or flat set.
+    check_options : CheckOptions, optional
+    samples : int
+        Clean pairs pictured at random, after every flagged pair.
+    seed : int
+        Seed of that random choice.
+    max_flagged : int
+        At most this many flagged pairs are pictured (the rest are counted).
+    checkpoints : path-like, optional
+        A folder of ``<name>_<epoch>.pth`` checkpoints to sweep on the dataset.
+    sweep_options : SweepOptions, optional
+        Options of the sweep (resolution, device...).
+    eval_split : str, optional
+        Split the checkpoints are evaluated on; 'validation' when there is one,
+        else every pair.
+    overlay_images : int
+        Images whose first- and last-epoch overlays are shown.
+    progress : callable, optional
+        ``progress(done, total)`` of the check.
+
+    Returns
+    -------
+    (QualityReport, ReportFigures)
+    """
+    from datatool import __version__
+
+    if samples < 0 or max_flagged < 0 or overlay_images < 1:
+        raise ValueError(
+            f"samples ({samples}) and max_flagged ({max_flagged}) must be >= 0, "
+            f"overlay_images ({overlay_images}) >= 1"
+        )
+    options = check_options or CheckOptions()
+    layout = scan(root)
+    root_path = Path(layout.root)
+    check = run_check(root, options, layout=layout, progress=progress)
+    lineage, source_by_image = read_lineage(layout)
+    composition = compose(check.pairs, options, source_by_image)
+    pictures, left_out = choose_pictures(check, samples, seed, max_flagged)
+    figures = ReportFigures(
+        composition=composition_figures(composition, options),
+        pairs=[pair_figures(root_path, entry) for entry in pictures],
+    )
+    models = None
+    if checkpoints is not None:
+        with tempfile.TemporaryDirectory(prefix="datatool-report-") as work:
+            models, figures.loss_vs_epoch, figures.model_overlays = _models(
+                root_path, Path(checkpoints), sweep_options, eval_split, overlay_images, Path(work)
+            )
+    report = QualityReport(
+        tool_version=__version__,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        parameters=ReportParameters(
+            root=str(root),
+            samples=samples,
+            max_flagged=max_flagged,
+            seed=seed,
+            checkpoints=str(checkpoints) if checkpoints is not None else None,
+            eval_split=models.split if models else None,
+            resolution=models.sweep.options.resolution if models else None,
+        ),
+        check=check,
+        composition=composition,
+        pictures=pictures,
+        flagged_not_pictured=left_out,
+        lineage=lineage,
+        models=models,
+    )
+    return report, figures

@@ -1,0 +1,188 @@
+"""Pictures of the quality report, as PNG bytes ready to embed.
+
+* :func:`label_overlay` - an image crop in grey with its label drawn over it in
+  colour, so a misaligned label is visible at a glance;
+* :func:`shift_mask` - a label moved by whole pixels (to draw it where the
+  alignment check says it belongs);
+* :func:`bar_chart`, :func:`histogram_chart` - the composition plots
+  (matplotlib, Agg backend).
+"""
+
+from __future__ import annotations
+
+import io as _io
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+#: Colour of a label drawn over its image as the file stores it, and at the offset found.
+LABEL_COLOUR = (255, 40, 40)
+SHIFTED_COLOUR = (40, 230, 80)
+LABEL_OPACITY = 0.75
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """A ``(H, W)`` uint8 or uint16 image as uint8, scaled by its type's maximum."""
+    if pixels.ndim != 2:
+        raise ValueError(f"pixels must be a 2-D (H, W) array, got shape {pixels.shape}")
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == np.uint16:
+        return np.rint(pixels.astype(np.float64) / 257.0).astype(np.uint8)
+    raise TypeError(f"pixels must be uint8 or uint16, got {pixels.dtype}")
+
+
+def shift_mask(mask: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """Move a mask right by ``dx`` and down by ``dy`` px (rounded); uncovered pixels are False.
+
+    Parameters
+    ----------
+    mask : (H, W) bool
+    dx, dy : float
+        Shift in px; negative moves left / up.
+
+    Returns
+    -------
+    (H, W) bool
+
+    >>> shift_mask(np.array([[1, 0, 0]], bool), 1, 0).astype(int).tolist()
+    [[0, 1, 0]]
+    """
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be a 2-D (H, W) array, got shape {mask.shape}")
+    h, w = mask.shape
+    sx, sy = int(round(dx)), int(round(dy))
+    out = np.zeros((h, w), bool)
+    if abs(sx) >= w or abs(sy) >= h:
+        return out
+    src = mask[max(0, -sy) : h - max(0, sy), max(0, -sx) : w - max(0, sx)]
+    out[max(0, sy) : max(0, sy) + src.shape[0], max(0, sx) : max(0, sx) + src.shape[1]] = src
+    return out
+
+
+def label_overlay(
+    grey: np.ndarray,
+    lines: np.ndarray,
+    colour: tuple[int, int, int] = LABEL_COLOUR,
+    opacity: float = LABEL_OPACITY,
+) -> np.ndarray:
+    """The image in grey with the label's lines painted over it in ``colour``.
+
+    Parameters
+    ----------
+    grey : (H, W) uint8 or uint16
+        The image crop.
+    lines : (H, W) bool
+        True on the label's lines.
+    colour : (r, g, b)
+    opacity : float in [0, 1]
+        How much of the colour replaces the image under a line.
+
+    Returns
+    -------
+    (H, W, 3) uint8
+
+    >>> label_overlay(np.array([[100, 100]], np.uint8), np.array([[True, False]]),
+    ...               (255, 0, 0), 1.0)[0].tolist()
+    [[255, 0, 0], [100, 100, 100]]
+    """
+    if grey.shape != lines.shape:
+        raise ValueError(f"image {grey.shape} and label {lines.shape} shapes differ")
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    base = np.repeat(to_uint8(grey)[..., None].astype(np.float64), 3, axis=2)
+    paint = np.asarray(colour, dtype=np.float64)
+    mixed = np.where(lines[..., None], (1 - opacity) * base + opacity * paint, base)
+    return np.rint(mixed).astype(np.uint8)
+
+
+def encode_rgb_png(rgb: np.ndarray) -> bytes:
+    """Encode ``(H, W, 3)`` uint8 (or ``(H, W)`` uint8) as PNG bytes, deterministically."""
+    from PIL import Image
+
+    if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3):
+        raise ValueError(f"expected (H, W[, 3]) uint8, got {rgb.shape} {rgb.dtype}")
+    buffer = _io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_png(fig) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it."""
+    plt = _pyplot()
+    buffer = _io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def bar_chart(counts: Mapping[str, int], title: str, xlabel: str, max_bars: int = 40) -> bytes:
+    """A bar per key (the ``max_bars`` largest, in the mapping's order), as PNG bytes."""
+    plt = _pyplot()
+    items = list(counts.items())
+    if len(items) > max_bars:
+        keep = {k for k, _ in sorted(items, key=lambda kv: -kv[1])[:max_bars]}
+        items = [(k, v) for k, v in items if k in keep]
+        title += f" ({max_bars} largest of {len(counts)})"
+    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    if items:
+        labels = [k for k, _ in items]
+        ax.bar(range(len(items)), [v for _, v in items], color="tab:blue")
+        ax.set_xticks(
+            range(len(items)),
+            labels,
+            rotation=45 if len(items) > 4 else 0,
+            ha="right" if len(items) > 4 else "center",
+            fontsize=8,
+        )
+    else:
+        ax.text(0.5, 0.5, "nothing to count", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("pairs")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def histogram_chart(
+    bin_edges: Sequence[float],
+    counts: Sequence[int],
+    title: str,
+    xlabel: str,
+    marks: Sequence[tuple[float, str]] = (),
+) -> bytes:
+    """A histogram from precomputed bins, with labelled vertical lines at ``marks``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    if counts:
+        edges = np.asarray(bin_edges, dtype=np.float64)
+        ax.bar(
+            edges[:-1],
+            counts,
+            width=np.diff(edges),
+            align="edge",
+            color="tab:blue",
+            edgecolor="white",
+        )
+    else:
+        ax.text(0.5, 0.5, "nothing measured", ha="center", va="center", transform=ax.transAxes)
+    for value, text in marks:
+        ax.axvline(value, color="tab:red", linestyle="--", linewidth=1.5, label=text)
+    if marks:
+        ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("pairs")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return figure_png(fig)

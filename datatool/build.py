@@ -544,7 +544,7 @@ def _prepare(
     inputs = [*sample.originals.values()] + ([sample.tracing] if sample.tracing else [])
     for rel in inputs:
         hashes[rel] = io.sha256_file(root / rel)
-    originals, _ = _decode_inputs(root, sample)
+    originals, tracing = _decode_inputs(root, sample)
     note = None
     if options.border is not None:
         border, border_from = options.border.to_border(), "option"
@@ -568,6 +568,16 @@ def _prepare(
             f"{shape[1]} x {shape[0]} px original"
         ) from None
     validate_plan(plan, stripped_shape, source=plan_name, border=border)
+    if options.threshold is not None:
+        # A threshold outside the tracing's grey levels gives empty labels that would pass
+        # every size check; refuse it before anything is written.
+        lines = labels.line_mask(strip_border(tracing, border), options.threshold)
+        if not lines.any():
+            low, high = int(tracing.min()), int(tracing.max())
+            raise DatatoolError(
+                f"{sample.tracing}: threshold {options.threshold:g} leaves no lines "
+                f"(the tracing's grey levels are {low}..{high})"
+            )
     return _Prepared(sample, plan, plan_name, hashes[plan_name], border, border_from, note, hashes)
 
 

@@ -300,6 +300,8 @@ def test_missing_inputs_are_one_line_errors_naming_the_file(originals_only: Path
     (folder / "crops.json").unlink()
     with pytest.raises(DatatoolError, match="no crop plan crops.json"):
         build(originals_only, samples=["0101"])
+    with pytest.raises(DatatoolError, match="threshold 300 leaves no lines.*0..255"):
+        build(originals_only, BuildOptions(threshold=300), samples=["0102"])
     with pytest.raises(DatatoolError, match="no sample 9999"):
         build(originals_only, samples=["9999"])
     assert not list(originals_only.rglob("*/image/*"))
@@ -509,3 +511,34 @@ def test_cli_build_help_lists_options(run_cli) -> None:
     assert code == 0
     for option in ("--plan", "--line-width", "--threshold", "--border", "--resolution", "--force"):
         assert option in out
+
+
+def test_label_width_does_not_depend_on_the_gimp_stroke(sample_tree: Path, tmp_path: Path) -> None:
+    from scipy import ndimage as ndi
+
+    thick = tmp_path / "thick"
+    shutil.copytree(_without_crops(sample_tree), thick)
+    for tracing in thick.glob("*/*/aligned/*_trace.png"):
+        io.write_png(tracing, ndi.grey_erosion(io.read_grey(tracing), size=3))  # 2 px wider lines
+    build(sample_tree)
+    build(thick)
+    for rel in _crop_files(thick):
+        if "/label/" not in rel:
+            continue
+        mask = io.read_grey(thick / rel) > 127
+        reference = io.read_grey(sample_tree / rel) > 127
+        assert abs(labels.estimate_line_width(mask) - 3) <= 1.0
+        near = ndi.binary_dilation(reference, iterations=2)
+        assert np.mean(near[mask]) > 0.95, rel  # the same lines, not fatter ones
+
+
+def test_explicit_threshold_is_used_and_recorded(originals_only: Path) -> None:
+    build(originals_only)
+    manifest = BuildManifest.model_validate_json((originals_only / "manifest.json").read_text())
+    otsu = {s.id: s.threshold for s in manifest.samples}
+    result = build(originals_only, BuildOptions(threshold=otsu["0101"]), samples=["0101"])
+    assert result.written == []  # Otsu's own threshold, given explicitly: the same labels
+    result = build(originals_only, BuildOptions(threshold=40), samples=["0101"])
+    assert result.written and all("/label/" in rel for rel in result.written)
+    manifest = BuildManifest.model_validate_json((originals_only / "manifest.json").read_text())
+    assert manifest.samples[0].threshold == 40 and manifest.parameters.threshold == 40

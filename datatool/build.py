@@ -253,9 +253,10 @@ def plan_problems(
     if not plan.boxes:
         problems.append("no boxes")
     seen: dict[tuple[int, ...], int] = {}
+    shown = [list(b) for b in plan.boxes]
     for index, box in enumerate(plan.boxes):
         left, top, width, height = box
-        what = _box_label(index, [list(b) for b in plan.boxes])
+        what = _box_label(index, shown)
         if width <= 0 or height <= 0:
             problems.append(f"{what}: zero or negative size {width} x {height}")
             continue
@@ -276,6 +277,11 @@ def plan_problems(
                     where += f" once the {border.describe()} strip is removed"
                 problems.append(f"{what}: {where}; box ends at x={left + width}, y={top + height})")
     return problems
+
+
+def _join(problems: list[str], limit: int = 8) -> str:
+    more = f"; ... and {len(problems) - limit} more" if len(problems) > limit else ""
+    return "; ".join(problems[:limit]) + more
 
 
 def load_plan(path: str | Path) -> CropPlan:
@@ -308,7 +314,7 @@ def load_plan(path: str | Path) -> CropPlan:
         raise DatatoolError(f"{path}: {_validation_message(exc, data)}") from None
     problems = plan_problems(plan)
     if problems:
-        raise DatatoolError(f"{path}: {'; '.join(problems)}")
+        raise DatatoolError(f"{path}: {_join(problems)}")
     return plan
 
 
@@ -325,7 +331,7 @@ def validate_plan(
     """
     problems = plan_problems(plan, image_shape, border)
     if problems:
-        raise DatatoolError(f"{source}: {'; '.join(problems)}")
+        raise DatatoolError(f"{source}: {_join(problems)}")
 
 
 def format_plan(plan: CropPlan) -> str:

@@ -17,7 +17,8 @@ Boxes are ``(left, top, width, height)`` as in :mod:`datatool.crop`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import fft as sfft
@@ -99,42 +100,71 @@ def coarse_factor(template_shape: tuple[int, int]) -> int:
     return int(np.clip(min(template_shape) // COARSE_TEMPLATE_PX, 1, 8))
 
 
-def _window_sums(image: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sum and sum of squares of every (h, w) window, valid offsets only (float64)."""
+def _integrals(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-padded integral images of ``image`` and ``image**2``, ``(H+1, W+1)`` float64."""
     a = image.astype(np.float64)
     s1 = np.zeros((a.shape[0] + 1, a.shape[1] + 1))
     s2 = np.zeros_like(s1)
     s1[1:, 1:] = a.cumsum(0).cumsum(1)
     s2[1:, 1:] = (a * a).cumsum(0).cumsum(1)
+    return s1, s2
+
+
+def _window_sums(
+    integrals: tuple[np.ndarray, np.ndarray], top: int, left: int, size: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum and sum of squares of (h, w) windows at ``rows x cols`` offsets from (top, left).
+
+    ``size`` is ``(rows, cols, h, w)``.
+    """
+    rows, cols, h, w = size
 
     def box(s: np.ndarray) -> np.ndarray:
-        return s[h:, w:] - s[:-h, w:] - s[h:, :-w] + s[:-h, :-w]
+        return (
+            s[top + h : top + h + rows, left + w : left + w + cols]
+            - s[top : top + rows, left + w : left + w + cols]
+            - s[top + h : top + h + rows, left : left + cols]
+            + s[top : top + rows, left : left + cols]
+        )
 
-    return box(s1), box(s2)
+    return box(integrals[0]), box(integrals[1])
 
 
-@dataclass
 class _Level:
-    """One resolution of a search image with its spectrum cached per template size."""
+    """One resolution of a search image; spectrum and integral images computed on first use."""
 
-    pixels: np.ndarray
-    fft_shape: tuple[int, int]
-    spectrum: np.ndarray
-    sums: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, pixels: np.ndarray) -> _Level:
+    def __init__(self, pixels: np.ndarray) -> None:
+        self.pixels = pixels
         # The image spectrum at a size >= the image gives valid (non-wrapping)
         # correlations for every template offset, so it is template-independent.
-        shape = (
+        self.fft_shape = (
             sfft.next_fast_len(pixels.shape[0], True),
             sfft.next_fast_len(pixels.shape[1], True),
         )
-        return cls(pixels, shape, sfft.rfft2(pixels, shape, workers=1))
+        self.peak = _peak(pixels)
+
+    @functools.cached_property
+    def spectrum(self) -> np.ndarray:
+        return sfft.rfft2(self.pixels, self.fft_shape, workers=1)
+
+    @functools.cached_property
+    def integrals(self) -> tuple[np.ndarray, np.ndarray]:
+        return _integrals(self.pixels)
 
     def ncc(self, template: np.ndarray) -> np.ndarray:
         """NCC map of ``template`` over every valid offset, ``(H-h+1, W-w+1)`` float32."""
-        return _ncc(self.pixels, template, self.spectrum, self.fft_shape, self.sums)
+        h, w = template.shape
+        rows, cols = self.pixels.shape[0] - h + 1, self.pixels.shape[1] - w + 1
+        if rows < 1 or cols < 1:
+            raise ValueError(
+                f"template of shape {template.shape} is larger than image {self.pixels.shape}"
+            )
+        sums = _window_sums(self.integrals, 0, 0, (rows, cols, h, w))
+        return _ncc(self.pixels, template, self.spectrum, self.fft_shape, sums, self.peak)
+
+
+def _peak(pixels: np.ndarray) -> float:
+    return max(1.0, float(np.abs(pixels).max()))
 
 
 def _ncc(
@@ -142,7 +172,8 @@ def _ncc(
     template: np.ndarray,
     spectrum: np.ndarray | None = None,
     fft_shape: tuple[int, int] | None = None,
-    sums_cache: dict | None = None,
+    sums: tuple[np.ndarray, np.ndarray] | None = None,
+    peak: float | None = None,
 ) -> np.ndarray:
     h, w = template.shape
     big_h, big_w = image.shape
@@ -159,22 +190,17 @@ def _ncc(
         spectrum = sfft.rfft2(image, fft_shape, workers=1)
     t_spec = sfft.rfft2(t.astype(np.float32), fft_shape, workers=1)
     # Cross-correlation = IFFT(F(I) * conj(F(T))); no wrap-around for valid offsets.
-    corr = sfft.irfft2(spectrum * np.conj(t_spec), fft_shape, workers=1)[
-        : out_shape[0], : out_shape[1]
-    ]
-    key = (h, w)
-    if sums_cache is not None and key in sums_cache:
-        s1, s2 = sums_cache[key]
-    else:
-        s1, s2 = _window_sums(image, h, w)
-        if sums_cache is not None:
-            sums_cache[key] = (s1, s2)
+    corr = sfft.irfft2(spectrum * np.conj(t_spec), fft_shape, workers=1)
+    corr = corr[: out_shape[0], : out_shape[1]]
+    if sums is None:
+        sums = _window_sums(_integrals(image), 0, 0, (*out_shape, h, w))
+    s1, s2 = sums
     var = s2 - s1 * s1 / (h * w)
-    denom = np.sqrt(np.maximum(var, 0.0)) * t_norm
-    # Flat windows (zero variance) cannot correlate; floating noise must not make them peak.
-    peak = max(1.0, float(np.abs(image).max()))
+    peak = _peak(image) if peak is None else peak
+    # Flat windows (zero variance) cannot correlate; rounding noise must not make them peak.
     flat = var <= 1e-7 * h * w * peak * peak
-    ncc = np.where(flat, 0.0, corr / np.where(flat, 1.0, denom))
+    denom = np.sqrt(np.where(flat, 1.0, var)) * t_norm
+    ncc = np.where(flat, 0.0, corr / denom)
     return np.clip(ncc, -1.0, 1.0).astype(np.float32)
 
 
@@ -215,6 +241,26 @@ def _peaks(score: np.ndarray, count: int, exclusion: int) -> list[tuple[int, int
     return out
 
 
+def _exact_copy(window: np.ndarray, template: np.ndarray) -> tuple[int, int] | None:
+    """Offset ``(y, x)`` where ``template`` is an exact copy of part of ``window``, or None.
+
+    Lossless crops (PNG cut in GIMP, or by ``datatool build``) are exact copies:
+    one row compared at every offset, then the whole crop at the survivors, is
+    far cheaper than an NCC map and gives the same answer (NCC 1.0 there).
+    A flat template is never an exact match (it fits anywhere).
+    """
+    h, w = template.shape
+    if float(template.max()) == float(template.min()):
+        return None
+    mid = h // 2
+    rows = window.shape[0] - h + 1
+    strips = np.lib.stride_tricks.sliding_window_view(window[mid : mid + rows], w, axis=1)
+    for y, x in zip(*np.nonzero((strips == template[mid]).all(axis=2)), strict=True):
+        if np.array_equal(window[y : y + h, x : x + w], template):
+            return int(y), int(x)
+    return None
+
+
 class SearchImage:
     """An image prepared for repeated template searches (spectra cached per level).
 
@@ -238,7 +284,7 @@ class SearchImage:
     def level(self, factor: int) -> _Level:
         """The block-averaged level ``factor`` with its cached spectrum."""
         if factor not in self._levels:
-            self._levels[factor] = _Level.of(block_mean(self.pixels, factor))
+            self._levels[factor] = _Level(block_mean(self.pixels, factor))
         return self._levels[factor]
 
     def locate_in_window(self, template: np.ndarray, near: tuple[int, int], radius: int) -> Match:
@@ -266,7 +312,11 @@ class SearchImage:
         if right < left or bottom < top:
             return Match((x0, y0, w, h), -1.0)
         window = self.pixels[top : bottom + h, left : right + w]
-        score = _ncc(window, t)
+        exact = _exact_copy(window, t)
+        if exact is not None:
+            return Match((left + exact[1], top + exact[0], w, h), 1.0)
+        # Integrals of the window alone: cheaper than the whole image's for a few crops.
+        score = _ncc(window, t, peak=self.level(1).peak)
         y, x = np.unravel_index(int(np.argmax(score)), score.shape)
         return Match((left + int(x), top + int(y), w, h), float(score[y, x]))
 

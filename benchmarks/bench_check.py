@@ -1,0 +1,86 @@
+"""Benchmark: the full ``datatool check`` (alignment included) against decoding alone.
+
+Generates, in a temporary folder, a tree of 10 samples x 2 fields of view x 10
+crops = 200 pairs of 256 px crops from 1024 px originals, then times, side by
+side in one run:
+
+* decoding every file of the tree once, sequentially (the floor no check can beat);
+* ``run_check`` with ``--fast`` (no pixel alignment) and the full check, with
+  ``--workers`` processes (default 2).
+
+Prints pairs per second and the ratio of the full check to the decode time
+(the goal is <= 3 on a 2-core machine).
+
+Run: ``.venv/bin/python benchmarks/bench_check.py [--workers N] [--samples N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from datatool import io, synth
+from datatool.check import run_check
+from datatool.checks import CheckOptions
+from datatool.layout import scan
+
+
+def _decode_all(root: Path) -> tuple[int, float]:
+    layout = scan(root)
+    rels = [p for pair in layout.pairs for p in (pair.image, pair.label) if p]
+    rels += [rel for s in layout.samples for rel in [*s.originals.values(), s.tracing] if rel]
+    started = time.perf_counter()
+    for rel in rels:
+        io.read_image(root / rel)
+    return len(rels), time.perf_counter() - started
+
+
+def _best(func, repeat: int):
+    results = [func() for _ in range(repeat)]
+    return min(results, key=lambda r: r[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    samples = {
+        f"{i:04d}": ("validation" if i % 5 == 0 else "training") for i in range(args.samples)
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "tree"
+        started = time.perf_counter()
+        synth.write_tree(
+            root, samples, seed=7, size=(1024, 1024), crop=256, crops_per_fov=10, grain_px=40.0
+        )
+        print(f"generated {root} in {time.perf_counter() - started:.1f} s")
+        files, decode_s = _best(lambda: _decode_all(root), args.repeat)
+
+        def timed(alignment: bool):
+            options = CheckOptions(workers=args.workers, alignment=alignment)
+            started = time.perf_counter()
+            report = run_check(root, options)
+            return report, time.perf_counter() - started
+
+        fast, fast_s = _best(lambda: timed(False), args.repeat)
+        full, full_s = _best(lambda: timed(True), args.repeat)
+        pairs = full.summary.pairs
+        assert full.ok, [f.message for f in full.errors()]
+        print(f"tree: {pairs} pairs, {files} files, originals 1024 px, crops 256 px")
+        print(f"decode once (1 process)    {decode_s:6.2f} s  {pairs / decode_s:7.1f} pairs/s")
+        print(
+            f"check --fast ({args.workers} workers) {fast_s:6.2f} s  {pairs / fast_s:7.1f} pairs/s"
+            f"  ratio {fast_s / decode_s:.2f}"
+        )
+        print(
+            f"check full   ({args.workers} workers) {full_s:6.2f} s  {pairs / full_s:7.1f} pairs/s"
+            f"  ratio {full_s / decode_s:.2f}  (goal <= 3)"
+        )
+
+
+if __name__ == "__main__":
+    main()

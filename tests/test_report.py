@@ -195,8 +195,9 @@ def test_models_section_has_first_and_last_epoch_overlays(built) -> None:
     assert [m.epoch for m in models.sweep.means] == [0, 1, 2]
     assert models.split == "validation" and models.overlay_epochs == [0, 2]
     assert figures.loss_vs_epoch is not None
-    assert sorted(figures.model_overlays) == [0, 2]
-    assert all(len(v) == 2 * len(models.overlay_images) for v in figures.model_overlays.values())
+    assert list(figures.model_overlays) == models.overlay_images
+    for by_epoch in figures.model_overlays.values():
+        assert sorted(by_epoch) == [0, 2] and all(len(v) == 2 for v in by_epoch.values())
 
 
 # --------------------------------------------------------------------------- renderings

@@ -56,7 +56,8 @@ class ReportFigures:
     pairs: list[list[Figure]] = field(default_factory=list)
     """Figures of each pictured pair, in the order of ``QualityReport.pictures``."""
     loss_vs_epoch: Figure | None = None
-    model_overlays: dict[int, list[Figure]] = field(default_factory=dict)
+    model_overlays: dict[str, dict[int, list[Figure]]] = field(default_factory=dict)
+    """Per image shown, per epoch (first and last): the sweep's overlay pictures."""
 
     def all(self) -> list[Figure]:
         """Every figure, in page order."""
@@ -65,8 +66,9 @@ class ReportFigures:
             out.extend(figures)
         if self.loss_vs_epoch is not None:
             out.append(self.loss_vs_epoch)
-        for figures in self.model_overlays.values():
-            out.extend(figures)
+        for by_epoch in self.model_overlays.values():
+            for figures in by_epoch.values():
+                out.extend(figures)
         return out
 
 
@@ -130,7 +132,7 @@ def compose(
         per_fov=_count(p.fov for p in pairs),
         per_source=_count(sources.get(p.image or "") for p in pairs) if sources else {},
         image_sizes=_count(f"{p.width}x{p.height}" if p.width is not None else None for p in pairs),
-        line_width=distribution(widths, np.arange(0.0, np.ceil(top_width) + 0.75, 0.5)),
+        line_width=distribution(widths, np.arange(-0.25, np.ceil(top_width) + 0.75, 0.5)),
         expected_line_width=float(options.line_width),
         grains=distribution(grains, np.arange(-0.5, top_grains + 1.5, 1.0)),
         grain_guideline=options.min_grains,
@@ -194,6 +196,7 @@ def composition_figures(composition: Composition, options: CheckOptions) -> list
                 "Complete grains per crop",
                 "complete grains",
                 [(composition.grain_guideline - 0.5, f"guideline: {options.min_grains} grains")],
+                integer_x=True,
             ),
             f"{composition.below_guideline} crop(s) below the {options.min_grains}-grain guideline",
         )
@@ -366,6 +369,16 @@ def pair_figures(root: Path, entry: PictureEntry) -> list[Figure]:
 
 # --------------------------------------------------------------------------- models
 
+#: The sweep's overlay pictures shown per image and epoch: (file kind, title, caption).
+_OVERLAY_KINDS = (
+    ("overlay", "prediction over truth", "white: found, red: missed, blue: false line"),
+    (
+        "gaussian-weighted",
+        "prediction x Gaussian reward",
+        "green pixels earn reward, red ones cost",
+    ),
+)
+
 
 def _models(
     root: Path,
@@ -374,7 +387,7 @@ def _models(
     eval_split: str | None,
     overlay_images: int,
     work: Path,
-) -> tuple[ModelsSection, Figure, dict[int, list[Figure]]]:
+) -> tuple[ModelsSection, Figure, dict[str, dict[int, list[Figure]]]]:
     from datatool.evaluate.checkpoints import find_checkpoints
     from datatool.evaluate.sweep import pairs_from_dataset, plot_loss_vs_epoch, run_sweep
 
@@ -409,21 +422,19 @@ def _models(
         f"{len(found)} checkpoints on {len(pairs)} image(s)"
         + (f" of the {eval_split} split" if eval_split else ""),
     )
-    overlays: dict[int, list[Figure]] = {}
-    for epoch in epochs:
-        folder = work / "overlays" / f"epoch_{epoch}"
-        overlays[epoch] = [
-            Figure(
-                f"{pair.name}: {kind}",
-                (folder / f"{pair.name}.{kind}.png").read_bytes(),
-                caption,
-            )
-            for pair in shown
-            for kind, caption in (
-                ("overlay", "white: found, red: missed, blue: false line"),
-                ("gaussian-weighted", "prediction x Gaussian reward: green earns, red costs"),
-            )
-        ]
+    overlays: dict[str, dict[int, list[Figure]]] = {}
+    for pair in shown:
+        overlays[pair.name] = {
+            epoch: [
+                Figure(
+                    f"epoch {epoch}: {title}",
+                    (work / "overlays" / f"epoch_{epoch}" / f"{pair.name}.{kind}.png").read_bytes(),
+                    caption,
+                )
+                for kind, title, caption in _OVERLAY_KINDS
+            ]
+            for epoch in epochs
+        }
     section = ModelsSection(
         checkpoints=str(checkpoints),
         split=eval_split,

@@ -39,16 +39,20 @@ summary { cursor: pointer; font-weight: 600; padding: 4px 0; }
 .sev-info { color: #666; }
 .grid { display: flex; flex-wrap: wrap; gap: 14px; }
 figure { margin: 0; }
+figure img { max-width: 100%; height: auto; }
+.pairs { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
 figcaption { font-size: 0.85em; color: #555; max-width: 460px; }
-.pair { border: 1px solid #ddd; border-radius: 8px; padding: 10px 12px; margin: 12px 0; }
+.pair { border: 1px solid #ddd; border-radius: 8px; padding: 10px 12px; max-width: 100%; }
 .pair.flagged { border-color: #c62828; border-width: 2px; }
 .pair h3 { margin: 0 0 6px; font-size: 1.05em; }
-.pair img { width: 256px; image-rendering: pixelated; border: 1px solid #ccc; }
+.pair img { width: 256px; max-width: none; image-rendering: pixelated; border: 1px solid #ccc; }
+.pair .path { max-width: 560px; }
 .badge { display: inline-block; padding: 1px 7px; border-radius: 10px; font-size: 0.8em;
          margin-right: 4px; background: #eee; }
 .badge.error { background: #c62828; color: white; }
 .badge.warning { background: #f0a000; color: black; }
-.overlays img { width: 200px; image-rendering: pixelated; }
+.overlays img { width: 180px; max-width: none; image-rendering: pixelated; }
+.overlays td { border: none; padding: 4px 6px; }
 """
 
 
@@ -58,11 +62,13 @@ def _img(figure: Figure, css_class: str = "") -> str:
     return f'<img{klass} src="data:image/png;base64,{data}" alt="{escape(figure.title)}">'
 
 
-def _figure(figure: Figure) -> str:
-    caption = escape(figure.title) + (
-        f"<br><span class='muted'>{escape(figure.caption)}</span>" if figure.caption else ""
-    )
-    return f"<figure>{_img(figure)}<figcaption>{caption}</figcaption></figure>"
+def _figure(figure: Figure, title: bool = True) -> str:
+    """The picture with its caption; ``title=False`` when the plot draws its own title."""
+    parts = [escape(figure.title)] if title else []
+    if figure.caption:
+        parts.append(f"<span class='muted'>{escape(figure.caption)}</span>")
+    caption = f"<figcaption>{'<br>'.join(parts)}</figcaption>" if parts else ""
+    return f"<figure>{_img(figure)}{caption}</figure>"
 
 
 def _value(value: object) -> str:
@@ -160,7 +166,7 @@ def _composition(report: QualityReport, figures: ReportFigures) -> str:
         f"complete grains (the lab's guideline); expected line width "
         f"{c.expected_line_width:g} px.</p>"
     )
-    plots = "".join(_figure(f) for f in figures.composition)
+    plots = "".join(_figure(f, title=False) for f in figures.composition)
     return (
         f"<p>{c.pairs} pairs in {len(c.per_sample)} sample(s).</p>"
         f"<div class='grid'>{tables}</div>{stats}{guideline}<div class='grid'>{plots}</div>"
@@ -182,7 +188,7 @@ def _pictures(report: QualityReport, figures: ReportFigures) -> str:
         + f", then {clean} clean pair(s) drawn at random (seed {report.parameters.seed}). "
         "Each image is shown in grey with its label drawn over it in red: the red lines "
         "should sit on the grain boundaries. For a misaligned pair the label is also shown "
-        "moved back by the offset the check found, in green.</p>"
+        "moved by the offset the check found, in green: it should then fit.</p>"
     )
     cards = []
     for entry, pair_figures in zip(report.pictures, figures.pairs, strict=True):
@@ -197,8 +203,8 @@ def _pictures(report: QualityReport, figures: ReportFigures) -> str:
         offset = ""
         if entry.offset is not None:
             dx, dy = entry.offset
-            offset = f" · offset (dx, dy) = ({dx:+g}, {dy:+g}) px"
-        files = " · ".join(escape(p) for p in (entry.image, entry.label) if p)
+            offset = f"<br>offset (dx, dy) = ({dx:+g}, {dy:+g}) px"
+        files = "<br>".join(escape(p) for p in (entry.image, entry.label) if p)
         body = "".join(_figure(f) for f in pair_figures) or "<p>No readable picture.</p>"
         cards.append(
             f"<div class='pair{' flagged' if entry.flagged else ''}'>"
@@ -206,7 +212,7 @@ def _pictures(report: QualityReport, figures: ReportFigures) -> str:
             f"<div class='muted path'>{files}{offset}</div>"
             f"<div class='grid'>{body}</div></div>"
         )
-    return intro + "".join(cards)
+    return intro + f"<div class='pairs'>{''.join(cards)}</div>"
 
 
 def _models(report: QualityReport, figures: ReportFigures) -> str:
@@ -229,13 +235,29 @@ def _models(report: QualityReport, figures: ReportFigures) -> str:
         cells = "".join(f"<td class='num'>{values.get(n, float('nan')):.4f}</td>" for n in names)
         rows.append(f"<tr><td class='num'>{row.epoch}</td>{cells}</tr>")
     table = f"<table><tr><th>epoch</th>{head}</tr>{''.join(rows)}</table>"
-    overlays = "".join(
-        f"<h3>Epoch {epoch}</h3><div class='grid overlays'>"
-        + "".join(_figure(f) for f in items)
-        + "</div>"
-        for epoch, items in figures.model_overlays.items()
-    )
-    loss = _figure(figures.loss_vs_epoch) if figures.loss_vs_epoch else ""
+    overlays = ""
+    if figures.model_overlays:
+        columns = next(iter(figures.model_overlays.values()))
+        head = "".join(f"<th>{escape(f.title)}</th>" for items in columns.values() for f in items)
+        body = "".join(
+            f"<tr><th>{escape(image)}</th>"
+            + "".join(f"<td>{_img(f)}</td>" for items in by_epoch.values() for f in items)
+            + "</tr>"
+            for image, by_epoch in figures.model_overlays.items()
+        )
+        keys = "; ".join(
+            dict.fromkeys(
+                f"{f.title.split(': ', 1)[-1]}: {f.caption}"
+                for items in columns.values()
+                for f in items
+            )
+        )
+        overlays = (
+            "<h3>First and last epoch</h3>"
+            f"<p class='muted'>{escape(keys)}</p>"
+            f"<table class='overlays'><tr><th>image</th>{head}</tr>{body}</table>"
+        )
+    loss = _figure(figures.loss_vs_epoch, title=False) if figures.loss_vs_epoch else ""
     where = f"the {escape(m.split)} split" if m.split else "every pair"
     return (
         f"<h2 id='models'>Models</h2><p>Checkpoints in <code>{escape(m.checkpoints)}</code> "

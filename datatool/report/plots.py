@@ -133,7 +133,7 @@ def bar_chart(counts: Mapping[str, int], title: str, xlabel: str, max_bars: int 
         keep = {k for k, _ in sorted(items, key=lambda kv: -kv[1])[:max_bars]}
         items = [(k, v) for k, v in items if k in keep]
         title += f" ({max_bars} largest of {len(counts)})"
-    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    fig, ax = plt.subplots(figsize=(4.0, 2.9))
     if items:
         labels = [k for k, _ in items]
         ax.bar(range(len(items)), [v for _, v in items], color="tab:blue")
@@ -146,12 +146,21 @@ def bar_chart(counts: Mapping[str, int], title: str, xlabel: str, max_bars: int 
         )
     else:
         ax.text(0.5, 0.5, "nothing to count", ha="center", va="center", transform=ax.transAxes)
+    _finish(ax, title, xlabel)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def _finish(ax, title: str, xlabel: str, integer_x: bool = False) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("pairs")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of pairs
+    if integer_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return figure_png(fig)
 
 
 def histogram_chart(
@@ -160,10 +169,14 @@ def histogram_chart(
     title: str,
     xlabel: str,
     marks: Sequence[tuple[float, str]] = (),
+    integer_x: bool = False,
 ) -> bytes:
-    """A histogram from precomputed bins, with labelled vertical lines at ``marks``."""
+    """A histogram from precomputed bins, with labelled vertical lines at ``marks``.
+
+    ``integer_x`` puts ticks on whole numbers only (for counts such as grains).
+    """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    fig, ax = plt.subplots(figsize=(4.0, 2.9))
     if counts:
         edges = np.asarray(bin_edges, dtype=np.float64)
         ax.bar(
@@ -180,9 +193,6 @@ def histogram_chart(
         ax.axvline(value, color="tab:red", linestyle="--", linewidth=1.5, label=text)
     if marks:
         ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("pairs")
-    ax.grid(axis="y", alpha=0.3)
+    _finish(ax, title, xlabel, integer_x)
     fig.tight_layout()
     return figure_png(fig)

@@ -213,3 +213,83 @@ def test_ncc_map_rejects_bad_shapes(image, template, message) -> None:
 
 def test_box_offset_sign_convention() -> None:
     assert align.box_offset((13, 20, 64, 64), (10, 20, 64, 64)) == (3, 0)
+
+
+# --- manifest fast path --------------------------------------------------------------------
+
+
+def _write_manifest(tree: Path) -> dict:
+    """A minimal ``kind: build`` manifest describing the fixture's crops as they are."""
+    entries = []
+    for sample_id in synth.FIXTURE_SAMPLES:
+        folder = _aligned(tree, sample_id)
+        boxes = json.loads((folder / "crops.json").read_text())["boxes"]
+        for path in sorted(folder.glob("*/*.png")):
+            _, fov, m = path.stem.split("_")
+            entries.append(
+                {
+                    "output": path.relative_to(tree).as_posix(),
+                    "role": path.parent.name,
+                    "box": boxes[int(m) - 1],
+                    "border": {"top": 0, "bottom": STRIP, "left": 0, "right": 0},
+                    "output_sha256": io.sha256_file(path),
+                    "width": 128,
+                    "height": 128,
+                }
+            )
+    manifest = {"kind": "build", "tool_version": "test", "entries": entries}
+    (tree / "manifest.json").write_text(json.dumps(manifest))
+    return manifest
+
+
+def _unverified_stem() -> str:
+    from datatool.checks.alignment import _verify_by_pixels
+
+    for stem in ("0101_1_2", "0101_1_3", "0101_1_4", "0101_2_2", "0101_2_3"):
+        if not _verify_by_pixels(synth_pair_entry(stem)):
+            return stem
+    raise AssertionError("no unverified stem")
+
+
+def synth_pair_entry(stem: str):
+    from datatool.checks import PairData
+    from datatool.findings import PairStats
+    from datatool.layout import PairEntry
+
+    sample_id, fov, m = stem.split("_")
+    entry = PairEntry(
+        name=stem, image=None, label=None, sample_id=sample_id, fov=int(fov), crop=int(m)
+    )
+    return PairData(entry=entry, image=None, label=None, stats=PairStats(image=None, label=None))
+
+
+def test_manifest_fast_path_trusts_unchanged_files(tree: Path) -> None:
+    manifest = _write_manifest(tree)
+    assert _check(tree).ok
+    stem = _unverified_stem()
+    label_rel = f"training/0101_training/aligned/label/{stem}.png"
+    entry = next(e for e in manifest["entries"] if e["output"] == label_rel)
+    entry["box"] = [entry["box"][0] + 2, entry["box"][1], 128, 128]
+    (tree / "manifest.json").write_text(json.dumps(manifest))
+    report = _check(tree)
+    found = [f for f in report.findings if f.code == "misaligned"]
+    # The pixels are aligned: only the (trusted) manifest says +2, so the fast path was taken.
+    assert [(f.path, f.measured) for f in found] == [(label_rel, [2.0, 0.0])]
+    assert "manifest.json" in found[0].message
+
+
+def test_manifest_fast_path_rechecks_edited_files_and_verifies_a_sample(tree: Path) -> None:
+    manifest = _write_manifest(tree)
+    stem = _unverified_stem()
+    _, label_rel = _recut(tree, stem, (96, 80, 128, 128), label_shift=(0, 3))
+    report = _check(tree)
+    # The edited pair no longer matches its sha256: proven by pixels, box and offset measured.
+    found = [f for f in report.findings if f.code == "misaligned"]
+    assert [(f.path, f.measured) for f in found] == [(label_rel, [0.0, 3.0])]
+    # A verified pair whose recorded box is wrong is caught by the pixel re-check.
+    verified = "training/0102_training/aligned/image/0102_1_1.png"
+    entry = next(e for e in manifest["entries"] if e["output"] == verified)
+    entry["box"] = [50, 50, 128, 128]
+    (tree / "manifest.json").write_text(json.dumps(manifest))
+    report = _check(tree)
+    assert [f.path for f in report.findings if f.code == "manifest-mismatch"] == [verified]

@@ -274,6 +274,49 @@ def test_cli_exit_code_follows_the_verdict(run_cli, tmp_path: Path) -> None:
     assert "FAIL" in out and DEFECT_LABEL in (tmp_path / "bad.html").read_text()
 
 
+def test_cli_with_checkpoints_writes_what_the_library_computes(run_cli, built) -> None:
+    report, _, html_path, *_ = built
+    out = html_path.parent / "cli"
+    code, stdout, _ = run_cli(
+        "report", report.check.root, "--out", out / "r.html", "--json", out / "r.json",
+        "--markdown", out / "r.md", "--checkpoints", html_path.parent / "checkpoints",
+        "--resolution", RESOLUTION, "--device", "cpu", "--samples", 3, "--workers", 1,
+    )  # fmt: skip
+    assert code == 1, stdout  # the misaligned label fails the check; the report is written
+    data = json.loads((out / "r.json").read_text())
+    assert data["check"]["findings"] == report.check.model_dump(mode="json")["findings"]
+    assert data["pictures"] == [p.model_dump(mode="json") for p in report.pictures]
+    assert data["models"]["sweep"]["means"] == [
+        m.model_dump(mode="json") for m in report.models.sweep.means
+    ]
+    assert "Loss vs epoch" in (out / "r.html").read_text()
+    assert (out / "r.md").read_text().startswith("## Dataset quality report: FAIL")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--checkpoints", "{tmp}/none"], "checkpoint not found"),
+        (["--checkpoints", "{ck}", "--resolution", "50"], "multiple of 16"),
+        (["--checkpoints", "{ck}", "--resolution", "64", "--eval-split", "test"], "no such split"),
+    ],
+)
+def test_cli_bad_model_options_fail_before_the_check(
+    run_cli, built, tmp_path: Path, options: list[str], message: str, monkeypatch
+) -> None:
+    import datatool.report.build as report_build
+
+    def no_check(*args, **kwargs):
+        raise AssertionError("the check ran before the options were validated")
+
+    monkeypatch.setattr(report_build, "run_check", no_check)
+    _, _, html_path, *_ = built
+    filled = [o.format(tmp=tmp_path, ck=html_path.parent / "checkpoints") for o in options]
+    code, _, err = run_cli("report", FIXTURE_TREE, "--out", tmp_path / "r.html", *filled)
+    assert code in (1, 2) and message in err
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_cli_missing_root_is_a_usage_error(run_cli, tmp_path: Path) -> None:
     code, _, err = run_cli("report", tmp_path / "nope", "--out", tmp_path / "r.html")
     assert code == 2 and "no such folder" in err

@@ -26,6 +26,7 @@ from datatool.findings import Finding, PairStats, Report, Severity
 from datatool.layout import DatasetLayout, scan
 from datatool.report import plots
 from datatool.report.model import (
+    NONE_KEY,
     Composition,
     Distribution,
     LineageSummary,
@@ -36,7 +37,6 @@ from datatool.report.model import (
 )
 
 MISALIGNED_CODE = "misaligned"
-NONE_KEY = "(none)"
 
 
 @dataclass(frozen=True)
@@ -380,17 +380,25 @@ _OVERLAY_KINDS = (
 )
 
 
-def _models(
-    root: Path,
-    checkpoints: Path,
-    sweep_options,
-    eval_split: str | None,
-    overlay_images: int,
-    work: Path,
-) -> tuple[ModelsSection, Figure, dict[str, dict[int, list[Figure]]]]:
-    from datatool.evaluate.checkpoints import find_checkpoints
-    from datatool.evaluate.sweep import pairs_from_dataset, plot_loss_vs_epoch, run_sweep
+@dataclass(frozen=True)
+class _SweepPlan:
+    """What the model section will sweep, settled before the (long) check runs."""
 
+    checkpoint_dir: Path
+    checkpoints: list
+    pairs: list
+    split: str | None
+    options: object
+
+
+def _plan_sweep(root: Path, checkpoints: Path, sweep_options, eval_split: str | None) -> _SweepPlan:
+    """Find the checkpoints and the pairs to score; bad options fail here, before the check."""
+    from datatool.evaluate.checkpoints import find_checkpoints
+    from datatool.evaluate.inference import check_resolution
+    from datatool.evaluate.sweep import SweepOptions, pairs_from_dataset
+
+    options = sweep_options or SweepOptions()
+    check_resolution(options.resolution)
     found = find_checkpoints([checkpoints])
     pairs = pairs_from_dataset(root)
     splits = {p.split for p in pairs}
@@ -401,8 +409,22 @@ def _models(
             known = ", ".join(sorted(str(s) for s in splits)) or "none"
             raise UsageError(f"--eval-split {eval_split}: no such split in {root} ({known})")
         pairs = [p for p in pairs if p.split == eval_split]
+    return _SweepPlan(checkpoints, found, pairs, eval_split, options)
+
+
+def _models(
+    plan: _SweepPlan, overlay_images: int, work: Path
+) -> tuple[ModelsSection, Figure, dict[str, dict[int, list[Figure]]]]:
+    from datatool.evaluate.sweep import plot_loss_vs_epoch, run_sweep
+
+    found, pairs, eval_split, checkpoints = (
+        plan.checkpoints,
+        plan.pairs,
+        plan.split,
+        plan.checkpoint_dir,
+    )
     cache = work / "cache"
-    result = run_sweep(found, pairs, sweep_options, cache_dir=cache)
+    result = run_sweep(found, pairs, plan.options, cache_dir=cache)
     epochs = sorted({found[0].epoch, found[-1].epoch})
     shown = pairs[:overlay_images]
     # Second pass on the shown images only: every prediction is a cache hit, so
@@ -500,6 +522,11 @@ def build_report(
     options = check_options or CheckOptions()
     layout = scan(root)
     root_path = Path(layout.root)
+    plan = (
+        _plan_sweep(root_path, Path(checkpoints), sweep_options, eval_split)
+        if checkpoints is not None
+        else None
+    )
     check = run_check(root, options, layout=layout, progress=progress)
     lineage, source_by_image = read_lineage(layout)
     composition = compose(check.pairs, options, source_by_image)
@@ -509,10 +536,10 @@ def build_report(
         pairs=[pair_figures(root_path, entry) for entry in pictures],
     )
     models = None
-    if checkpoints is not None:
+    if plan is not None:
         with tempfile.TemporaryDirectory(prefix="datatool-report-") as work:
             models, figures.loss_vs_epoch, figures.model_overlays = _models(
-                root_path, Path(checkpoints), sweep_options, eval_split, overlay_images, Path(work)
+                plan, overlay_images, Path(work)
             )
     report = QualityReport(
         tool_version=__version__,

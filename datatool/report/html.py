@@ -168,7 +168,7 @@ def _composition(report: QualityReport, figures: ReportFigures) -> str:
     )
     plots = "".join(_figure(f, title=False) for f in figures.composition)
     return (
-        f"<p>{c.pairs} pairs in {len(c.per_sample)} sample(s).</p>"
+        f"<p>{c.pairs} pairs in {c.known_samples()} sample(s).</p>"
         f"<div class='grid'>{tables}</div>{stats}{guideline}<div class='grid'>{plots}</div>"
     )
 

@@ -41,7 +41,7 @@ def render_markdown(report: QualityReport, max_findings: int = 20) -> str:
         "### Composition",
         "",
         f"- pairs per split: {splits}",
-        f"- samples: {len(c.per_sample)}; image sizes: "
+        f"- samples: {c.known_samples()}; image sizes: "
         + ", ".join(f"{k} ({v})" for k, v in c.image_sizes.items()),
         f"- line width: median {c.line_width.median if c.line_width.median is not None else '-'}"
         f" px (expected {c.expected_line_width:g})",

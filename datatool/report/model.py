@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from datatool.evaluate.sweep import SweepResult
 from datatool.findings import Report, Severity
 
+#: Key of the pairs whose split, sample or field of view is not known (a flat set).
+NONE_KEY = "(none)"
+
 
 class Distribution(BaseModel):
     """A per-pair measurement over the dataset: summary numbers and histogram data."""
@@ -52,6 +55,10 @@ class Composition(BaseModel):
     untraced_fraction: Distribution = Field(
         description="Share of each crop in large regions with no boundary at all."
     )
+
+    def known_samples(self) -> int:
+        """Number of distinct sample ids (pairs without one are not a sample)."""
+        return sum(key != NONE_KEY for key in self.per_sample)
 
 
 class PictureEntry(BaseModel):

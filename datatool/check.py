@@ -30,7 +30,9 @@ from datatool.layout import DatasetLayout, PairEntry, SampleEntry, scan
 
 _FLAT_CHUNK = 32
 
-UnitResult = tuple[list[Finding], list[tuple[PairStats, dict[str, Any]]]]
+UnitResult = tuple[
+    list[Finding], list[tuple[PairStats, dict[str, Any]]], tuple[str, dict[str, Any]] | None
+]
 
 
 def _decode(root: Path, rel: str | None, findings: list[Finding]) -> io.DecodedImage | None:
@@ -64,7 +66,8 @@ def check_unit(
 ) -> UnitResult:
     """Decode one sample (or a chunk of flat pairs) and run the pair and sample checks.
 
-    Runs in a worker process; returns plain data (findings, stats and extras).
+    Runs in a worker process; returns plain data: findings, per-pair stats and
+    extras, and ``(sample folder, sample extras)`` for a sample unit.
     """
     root_path = Path(root)
     findings: list[Finding] = []
@@ -72,6 +75,7 @@ def check_unit(
     for data in datas:
         for check in checks_for("pair", options):
             findings.extend(check.func(data, options))
+    sample_extras = None
     if sample is not None:
         sample_data = SampleData(entry=sample, root=root_path, pairs=datas)
         # Originals and the tracing must decode, whatever the other checks need.
@@ -81,7 +85,8 @@ def check_unit(
         for check in checks_for("sample", options):
             findings.extend(check.func(sample_data, options))
         findings.extend(sample_data.findings)
-    return findings, [(d.stats, d.extras) for d in datas]
+        sample_extras = (sample.folder, sample_data.extras)
+    return findings, [(d.stats, d.extras) for d in datas], sample_extras
 
 
 def _units(layout: DatasetLayout) -> list[tuple[SampleEntry | None, list[PairEntry]]]:
@@ -145,10 +150,13 @@ def run_check(
     for check in checks_for("structure", options):
         findings.extend(check.func(layout, options))
     collected: list[tuple[PairStats, dict[str, Any]]] = []
-    for unit_findings, unit_pairs in _run_units(layout, options, progress):
+    samples: dict[str, dict[str, Any]] = {}
+    for unit_findings, unit_pairs, sample_extras in _run_units(layout, options, progress):
         findings.extend(unit_findings)
         collected.extend(unit_pairs)
-    dataset = DatasetData(layout=layout, pairs=collected)
+        if sample_extras is not None:
+            samples[sample_extras[0]] = sample_extras[1]
+    dataset = DatasetData(layout=layout, pairs=collected, samples=samples)
     for check in checks_for("dataset", options):
         findings.extend(check.func(dataset, options))
     files = sum(bool(p.image) + bool(p.label) for p in layout.pairs) + sum(

@@ -10,8 +10,9 @@ objects; it never raises on bad data. Four levels exist, from cheap to costly:
 
 Pair and sample checks run in worker processes, one sample at a time, so each
 original is decoded once. What a pair check wants to hand to a dataset check
-(a perceptual hash, say) goes into ``pair.extras``; the dataset check reads it
-back from ``dataset.pairs``.
+(a perceptual hash, say) goes into ``pair.extras``, and a sample check into
+``sample.extras``; the dataset check reads them back from ``dataset.pairs`` and
+``dataset.samples``.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ class SampleData:
     root: Path
     pairs: list[PairData]
     findings: list[Finding] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
     _cache: dict[str, io.DecodedImage | None] = field(default_factory=dict)
 
     def _load(self, rel: str | None) -> io.DecodedImage | None:
@@ -168,10 +170,12 @@ class SampleData:
 
 @dataclass
 class DatasetData:
-    """What dataset-level checks see: the layout and every pair's stats and extras."""
+    """What dataset-level checks see: the layout, every pair's stats and extras,
+    and every sample's extras (keyed by the sample's aligned/ folder)."""
 
     layout: DatasetLayout
     pairs: list[tuple[PairStats, dict[str, Any]]]
+    samples: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def unreadable(rel: str, reason: str) -> Finding:

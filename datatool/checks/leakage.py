@@ -1,7 +1,7 @@
 """Duplicates and split leakage: the same content twice, or in two splits.
 
 Each worker fingerprints what it decodes anyway (``pair.extras["leak"]`` for an
-image crop, ``["originals"]`` on a sample's first pair for its originals): a
+image crop, ``sample.extras["originals"]`` for a sample's originals): a
 64-bit difference hash (dHash) to find candidates fast, a 16x16 normalized
 thumbnail for the pixel check that confirms them, and a digest of the exact
 pixels. The dataset-level check then compares all of them:
@@ -97,14 +97,13 @@ def fingerprint_crop(pair: PairData, options: CheckOptions) -> Iterator[Finding]
 
 @register("leakage", "sample")
 def fingerprint_originals(sample: SampleData, options: CheckOptions) -> Iterator[Finding]:
-    """Fingerprint the sample's originals; carried by the sample's first pair (no findings)."""
+    """Fingerprint the sample's originals for the dataset-level search (no findings)."""
     found = []
     for fov, rel in sorted(sample.entry.originals.items()):
         decoded = sample.original(fov)
         if decoded is not None and decoded.pixels.size:
             found.append({"path": rel, "split": sample.entry.split, **fingerprint(decoded.pixels)})
-    if found and sample.pairs:
-        sample.pairs[0].extras["originals"] = found
+    sample.extras["originals"] = found
     return iter(())
 
 
@@ -189,7 +188,8 @@ def leakage(dataset: DatasetData, options: CheckOptions) -> Iterator[Finding]:
         leak = extras.get("leak")
         if leak is not None and stats.image is not None:
             crops.append(_Item(stats.image, stats.split, **leak))
-        for original in extras.get("originals", []):
+    for sample_extras in dataset.samples.values():
+        for original in sample_extras.get("originals", []):
             fields = {k: original[k] for k in ("dhash", "thumb", "digest")}
             originals[original["path"]] = _Item(original["path"], original["split"], **fields)
     reported: set[str] = set()

@@ -23,6 +23,7 @@ SCHEMA_MODELS: dict[str, str] = {
     "score-params": "datatool.evaluate.losses:ScoreParams",
     "scores": "datatool.evaluate.losses:ScoredPrediction",
     "quality-report": "datatool.report.model:QualityReport",
+    "evaluation-metrics": "datatool.evaluate.sweep:SweepResult",
 }
 
 

@@ -60,3 +60,14 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path) -> None:
         raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_writes_follow_the_umask_not_private(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        io.atomic_write_text(tmp_path / "shared.html", "<p>hi</p>")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.html").stat().st_mode & 0o777 == 0o644

@@ -124,25 +124,36 @@ def process_tracing(
     return dilate_to_width(skeleton(line_mask(grey, threshold)), line_width)
 
 
+WIDTH_SEARCH_RADIUS = 8
+"""Distances beyond this many px are not resolved: widths above ~17 px read as ~21."""
+
+
 def estimate_line_width(mask: np.ndarray) -> float | None:
     """Estimate the stroke width of a line mask in px; ``None`` for an empty mask.
 
     The Euclidean distance to the background, sampled on the skeleton, is about
-    ``(w + 1) / 2`` for a line ``w`` px wide; the median ignores junctions.
+    ``(w + 1) / 2`` for a line ``w`` px wide; the median ignores junctions. The
+    distance is computed exactly within :data:`WIDTH_SEARCH_RADIUS` px (two
+    separable passes, much cheaper than a full distance transform on every
+    crop); pixels outside the image count as background.
 
     >>> m = np.zeros((9, 20), bool); m[3:6, :] = True
     >>> estimate_line_width(m)
     3.0
     """
+    from datatool.evaluate.losses import windowed_squared_distance
+
     _check_2d("mask", mask)
     mask = mask.astype(bool)
     if not mask.any():
         return None
-    distance = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    centre = distance[skeleton(mask)]
-    if centre.size == 0:
+    centre = skeleton(mask)
+    background = np.pad(~mask, 1, constant_values=True)
+    squared = windowed_squared_distance(background, 2 * WIDTH_SEARCH_RADIUS + 1)[1:-1, 1:-1]
+    distances = np.sqrt(squared[centre].astype(np.float64))
+    if distances.size == 0:
         return None
-    return float(2.0 * np.median(centre) - 1.0)
+    return float(2.0 * np.median(distances) - 1.0)
 
 
 def background_regions(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -156,19 +167,31 @@ def _border_labels(labels: np.ndarray) -> np.ndarray:
     return np.unique(edge[edge > 0])
 
 
+def grain_statistics(mask: np.ndarray, min_area: int = 10) -> tuple[int, float]:
+    """``(complete grains, untraced fraction)`` from one labelling of the regions.
+
+    See :func:`count_complete_grains` and :func:`untraced_fraction`.
+    """
+    labels, count = background_regions(mask)
+    if count == 0:
+        return 0, 0.0
+    areas = np.bincount(labels.ravel(), minlength=count + 1)
+    areas[0] = 0
+    border = np.zeros(count + 1, bool)
+    border[_border_labels(labels)] = True
+    inner = ~border & (areas >= min_area)
+    inner[0] = False
+    limit = 1.5 * float(areas[inner].max()) if inner.any() else 0.0
+    untraced = border & (areas > limit)
+    return int(inner.sum()), float(areas[untraced].sum() / mask.size)
+
+
 def count_complete_grains(mask: np.ndarray, min_area: int = 10) -> int:
     """Number of grains fully enclosed by the lines (regions not touching the border).
 
     Regions smaller than ``min_area`` px (specks at line junctions) do not count.
     """
-    labels, count = background_regions(mask)
-    if count == 0:
-        return 0
-    areas = np.bincount(labels.ravel(), minlength=count + 1)
-    inner = np.ones(count + 1, bool)
-    inner[0] = False
-    inner[_border_labels(labels)] = False
-    return int(np.sum(inner & (areas >= min_area)))
+    return grain_statistics(mask, min_area)[0]
 
 
 def untraced_fraction(mask: np.ndarray, min_area: int = 10) -> float:
@@ -180,17 +203,7 @@ def untraced_fraction(mask: np.ndarray, min_area: int = 10) -> float:
     smaller than that, while regions the lab left untraced (grains cut by the
     original image's edge) span several grains.
     """
-    labels, count = background_regions(mask)
-    if count == 0:
-        return 0.0
-    areas = np.bincount(labels.ravel(), minlength=count + 1)
-    areas[0] = 0
-    border = np.zeros(count + 1, bool)
-    border[_border_labels(labels)] = True
-    inner_areas = areas[~border & (areas >= min_area)]
-    limit = 1.5 * float(inner_areas.max()) if inner_areas.size else 0.0
-    untraced = border & (areas > limit)
-    return float(areas[untraced].sum() / mask.size)
+    return grain_statistics(mask, min_area)[1]
 
 
 def resize_label(mask: np.ndarray, size: int | tuple[int, int], line_width: int = 3) -> np.ndarray:

@@ -93,9 +93,9 @@ def label_quality(pair: PairData, options: CheckOptions) -> Iterator[Finding]:
             measured=round(width, 2),
             expected=float(options.line_width),
         )
-    grains = labels.count_complete_grains(mask)
+    grains, untraced = labels.grain_statistics(mask)
     pair.stats.grains = grains
-    pair.stats.untraced_fraction = round(labels.untraced_fraction(mask), 4)
+    pair.stats.untraced_fraction = round(untraced, 4)
     if grains < options.min_grains:
         yield finding(
             "warning",

@@ -202,3 +202,23 @@ def test_cli_survives_corrupt_rgba_litter_and_empty_folder(sample_tree: Path, ru
     assert code == 1
     assert "Traceback" not in out + err
     assert "FAIL" in out and "unreadable" in out
+
+
+def test_crops_with_too_few_grains_warn_with_the_count(tmp_path: Path) -> None:
+    from datatool import synth
+
+    # Coarse grains: a 128-px crop encloses only a few complete grains, but is otherwise clean.
+    root = synth.write_tree(
+        tmp_path / "coarse", {"0301": "training"}, seed=3, size=(256, 256), grain_px=80
+    )
+    report = run_check(root, CheckOptions(workers=1))
+    assert report.ok, report.errors()  # alignment and everything else hold
+    few = [f for f in report.findings if f.code == "few-grains"]
+    assert few, "coarse-grained crops must be flagged"
+    for f in few:
+        stats = next(p for p in report.pairs if p.label == f.path)
+        assert f.severity.value == "warning"
+        assert f.measured == stats.grains < 5
+        assert f"{stats.grains} complete grain" in f.message
+    flagged = {f.path for f in few}
+    assert all(p.grains >= 5 for p in report.pairs if p.label not in flagged)

@@ -52,7 +52,7 @@ from pydantic import (
     field_validator,
 )
 
-from datatool import io, labels, layout
+from datatool import __version__, io, labels, layout
 from datatool.crop import Border, Box, cut, detect_border, resize_image, strip_border
 from datatool.errors import DatatoolError, UsageError
 
@@ -462,17 +462,6 @@ class _Prepared:
     hashes: dict[str, str]
 
 
-def _tool_version() -> str:
-    # The installed distribution's version, as datatool.__version__ reports it; read from the
-    # metadata so it also works when the package is imported as a namespace (odd installs).
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("datatool")
-    except PackageNotFoundError:
-        return "0.0.0+unknown"
-
-
 def _rel_or_given(path: Path, root: Path) -> str:
     try:
         return path.resolve().relative_to(root).as_posix()
@@ -826,7 +815,7 @@ def build(
 
     order = [(s.id, s.split) for s in lay.samples if (s.id, s.split) in records]
     manifest = BuildManifest(
-        tool_version=_tool_version(),
+        tool_version=__version__,
         created=datetime.now(UTC).replace(microsecond=0),
         parameters=options,
         samples=[records[key] for key in order],

@@ -60,30 +60,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _metadata_version
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from datatool import io
+from datatool import __version__, io
 from datatool import layout as layout_mod
 from datatool.errors import DatatoolError, ImageReadError, UsageError
 from datatool.layout import DatasetLayout, PairEntry, parse_crop_stem, scan
 
-
-def _tool_version() -> str:
-    # Not ``datatool.__version__``: an editable install can expose the package as a
-    # namespace (no __init__ run), and the version must not depend on that.
-    try:
-        return _metadata_version("datatool")
-    except PackageNotFoundError:
-        return "0.0.0+unknown"
-
-
-__version__ = _tool_version()
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TRAINING = "training"
 _MAX_LISTED = 10

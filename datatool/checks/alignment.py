@@ -212,6 +212,20 @@ def _fits(search: align.SearchImage, template: np.ndarray) -> bool:
     return template.shape[0] <= search.shape[0] and template.shape[1] <= search.shape[1]
 
 
+def _not_found(rel: str, message: str, score: float, related: list[str]) -> Finding:
+    """The error for an image crop that is not in its own original."""
+    return finding(
+        "error",
+        "not-found",
+        "alignment",
+        rel,
+        message,
+        measured=round(score, 4),
+        expected=IMAGE_MIN_SCORE,
+        related=related,
+    )
+
+
 def locate_image(
     ctx: _SampleSearch, pair: PairData
 ) -> tuple[Located | None, list[Finding], dict | None]:
@@ -257,16 +271,7 @@ def locate_image(
                 f"{best.score:.3f}) but from field of view {other_fov} ({Path(other_rel).name} at "
                 f"({match.left}, {match.top}), NCC {match.score:.3f}): rename it"
             )
-            found = finding(
-                "error",
-                "not-found",
-                "alignment",
-                rel,
-                message,
-                measured=round(best.score, 4),
-                expected=IMAGE_MIN_SCORE,
-                related=[other_rel],
-            )
+            found = _not_found(rel, message, best.score, [other_rel])
             return Located(match, other_rel), [found], None
     for sample, other_rel, other in ctx.other_originals():
         if not _fits(other, crop):
@@ -278,16 +283,7 @@ def locate_image(
                 f"it was cut from sample {sample.id}'s {Path(other_rel).name} "
                 f"({sample.split}) at ({match.left}, {match.top}), NCC {match.score:.3f}"
             )
-            found = finding(
-                "error",
-                "not-found",
-                "alignment",
-                rel,
-                message,
-                measured=round(best.score, 4),
-                expected=IMAGE_MIN_SCORE,
-                related=[other_rel],
-            )
+            found = _not_found(rel, message, best.score, [other_rel])
             where = {"original": other_rel, "split": sample.split, "sample": sample.id}
             return None, [found], where
     message = (

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from datatool.evaluate.checkpoints import find_checkpoints, load_unet
-from datatool.evaluate.inference import load_input, predict, select_device
 from datatool.evaluate.sweep import EvalPair, SweepOptions, run_sweep
-from datatool.evaluate.unet import UNet
+from datatool.torch.checkpoints import find_checkpoints, load_unet
+from datatool.torch.inference import load_input, predict, select_device
+from datatool.torch.unet import UNet
 
 
 def make_run(folder: Path, checkpoints: int, images: int, size: int) -> list[EvalPair]:

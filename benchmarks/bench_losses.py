@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from datatool.evaluate import losses
+from datatool.metrics import losses
 
 
 def voronoi_tracing(size: int, grains: int, seed: int) -> np.ndarray:
@@ -151,7 +151,7 @@ def main() -> None:
     try:
         import torch
 
-        from datatool.evaluate.losses_torch import GaussianLoss, TopHatLoss
+        from datatool.torch.losses import GaussianLoss, TopHatLoss
     except ImportError:
         return
     p = torch.from_numpy(pred).float()[None, None]

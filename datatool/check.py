@@ -90,9 +90,7 @@ def check_unit(
 
 
 def _units(layout: DatasetLayout) -> list[tuple[SampleEntry | None, list[PairEntry]]]:
-    units: list[tuple[SampleEntry | None, list[PairEntry]]] = [
-        (s, s.pairs) for s in layout.samples
-    ]
+    units: list[tuple[SampleEntry | None, list[PairEntry]]] = [(s, s.pairs) for s in layout.samples]
     flat = layout.flat_pairs
     units += [(None, flat[i : i + _FLAT_CHUNK]) for i in range(0, len(flat), _FLAT_CHUNK)]
     return units

@@ -162,12 +162,10 @@ def read_grey_float(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def read_truth(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode a label PNG to a ``(H, W)`` bool mask: True where the pixel is > 127 (8-bit scale)."""
-    decoded = read_image(path)
-    pixels = decoded.pixels
-    if pixels.dtype == np.uint16:
-        return pixels > 127 * 257
-    return pixels > 127
+    """Decode a label to a ``(H, W)`` bool mask, True on the lines (see ``labels.label_lines``)."""
+    from datatool.labels import label_lines
+
+    return label_lines(read_image(path).pixels)
 
 
 # --------------------------------------------------------------------------- writing
@@ -226,25 +224,60 @@ def atomic_write_json(path: str | os.PathLike[str], data: object) -> None:
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
-    """Encode a ``(H, W)`` uint8 (or bool) array as 8-bit greyscale PNG bytes, deterministically."""
+    """Encode pixels as PNG bytes, deterministically (the only PNG encoder of datatool).
+
+    Parameters
+    ----------
+    pixels : (H, W) uint8 or bool, or (H, W, 3) / (H, W, 4) uint8 ndarray
+        Greyscale (bool becomes 0/255), RGB or RGBA.
+
+    Returns
+    -------
+    bytes
+
+    >>> encode_png(np.zeros((2, 2), bool))[:8] == b"\x89PNG\r\n\x1a\n"
+    True
+    """
     import io as _io
 
-    if pixels.ndim != 2:
-        raise ValueError(f"expected a 2-D greyscale array, got shape {pixels.shape}")
     if pixels.dtype == bool:
         pixels = pixels.astype(np.uint8) * 255
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
+        raise ValueError(
+            f"expected (H, W), (H, W, 3) or (H, W, 4) pixels, got shape {pixels.shape}"
+        )
     if pixels.dtype != np.uint8:
         raise TypeError(f"expected uint8 or bool pixels, got {pixels.dtype}")
     buf = _io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG", optimize=False, compress_level=6)
+    Image.fromarray(np.ascontiguousarray(pixels)).save(
+        buf, format="PNG", optimize=False, compress_level=6
+    )
     return buf.getvalue()
 
 
 def write_png(path: str | os.PathLike[str], pixels: np.ndarray) -> bytes:
-    """Write ``pixels`` as an 8-bit greyscale PNG atomically; return the bytes written."""
+    """Write ``pixels`` (see :func:`encode_png`) as a PNG atomically; return the bytes written."""
     data = encode_png(pixels)
     atomic_write_bytes(path, data)
     return data
+
+
+def figure_pixels(fig, dpi: int = 100) -> np.ndarray:
+    """Render a matplotlib figure to ``(H, W, 3)`` uint8 RGB and close it.
+
+    Figures become pixels here so that they are encoded, like every other
+    picture, by :func:`encode_png`.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return rgb
 
 
 def sha256_bytes(data: bytes) -> str:

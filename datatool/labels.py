@@ -9,6 +9,34 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+#: A label pixel is a line pixel when it is brighter than this on the 8-bit scale
+#: (the lab's labels are black and white; antialiased edges fall either side).
+LABEL_THRESHOLD = 127
+
+#: Share of label pixels strictly between black and white that is still tolerated
+#: (edge noise); more means a resized or antialiased tracing, or not a label at all.
+NON_BINARY_LIMIT = 0.005
+
+
+def label_lines(pixels: np.ndarray) -> np.ndarray:
+    """The line pixels of a white-on-black label: ``pixels > LABEL_THRESHOLD`` (8-bit scale).
+
+    Parameters
+    ----------
+    pixels : (H, W) uint8 or uint16 ndarray
+        A 16-bit label is compared on its own scale (threshold x 257).
+
+    Returns
+    -------
+    (H, W) bool
+
+    >>> label_lines(np.array([[0, 127, 128, 255]], dtype=np.uint8)).tolist()
+    [[False, False, True, True]]
+    """
+    _check_2d("label", pixels)
+    scale = 257 if pixels.dtype == np.uint16 else 1
+    return pixels > LABEL_THRESHOLD * scale
+
 
 def _check_2d(name: str, array: np.ndarray) -> None:
     if array.ndim != 2:
@@ -124,6 +152,64 @@ def process_tracing(
     return dilate_to_width(skeleton(line_mask(grey, threshold)), line_width)
 
 
+def _smallest_uint(max_value: int) -> type[np.unsignedinteger]:
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if max_value <= np.iinfo(dtype).max:
+            return dtype
+    return np.uint64
+
+
+def windowed_squared_distance(truth: np.ndarray, kernel_size: int) -> np.ndarray:
+    """Squared distance to the nearest truth pixel inside the ``k x k`` window.
+
+    ``D(p) = min { |p - q|^2 : truth(q), |py - qy| <= r, |px - qx| <= r }`` with
+    ``r = k // 2``, or ``2 r^2 + 1`` where the window holds no truth pixel.
+
+    Because the window is a square (a product of two intervals) the minimum
+    separates: a row pass finds, per pixel, the horizontal distance ``h`` to the
+    nearest set pixel within ``r`` of the same row, then a column pass takes
+    ``min over |dy| <= r of dy^2 + h(y + dy)^2``. Both passes are O(k) per pixel
+    on small unsigned integers, so the result is exact.
+
+    Returns
+    -------
+    (H, W) unsigned integer ndarray
+    """
+    _check_2d("truth", truth)
+    truth = truth.astype(bool, copy=False)
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+    radius = kernel_size // 2
+    height, width = truth.shape
+    none_in_window = 2 * radius * radius + 1
+    # The column pass adds up to r^2 to the sentinel, which must not overflow.
+    dtype = _smallest_uint(none_in_window + radius * radius)
+
+    # Row pass: h^2 = min over |dx| <= r of dx^2 where truth(y, x + dx), else the
+    # sentinel. Whole-array minimum/add on uint8 beat masked writes several-fold.
+    on_line = np.where(truth, dtype(0), dtype(none_in_window))
+    horizontal_sq = on_line.copy()
+    candidate = np.empty_like(on_line)
+    for dx in range(1, min(radius, width - 1) + 1):
+        candidate[:, : width - dx] = on_line[:, dx:]
+        candidate[:, width - dx :] = none_in_window
+        np.minimum(candidate[:, dx:], on_line[:, : width - dx], out=candidate[:, dx:])
+        candidate += dtype(dx * dx)
+        np.minimum(horizontal_sq, candidate, out=horizontal_sq)
+
+    padded_cols = np.pad(horizontal_sq, ((radius, radius), (0, 0)), constant_values=none_in_window)
+    squared = padded_cols[radius : radius + height].copy()
+    for dy in range(1, radius + 1):
+        np.minimum(
+            padded_cols[radius + dy : radius + dy + height],
+            padded_cols[radius - dy : radius - dy + height],
+            out=candidate,
+        )
+        candidate += dtype(dy * dy)
+        np.minimum(squared, candidate, out=squared)
+    return squared
+
+
 WIDTH_SEARCH_RADIUS = 8
 """Distances beyond this many px are not resolved: widths above ~17 px read as ~21."""
 
@@ -141,8 +227,6 @@ def estimate_line_width(mask: np.ndarray) -> float | None:
     >>> estimate_line_width(m)
     3.0
     """
-    from datatool.evaluate.losses import windowed_squared_distance
-
     _check_2d("mask", mask)
     mask = mask.astype(bool)
     if not mask.any():

@@ -209,9 +209,7 @@ class _Scanner:
             self.issue("empty-folder", folder, "empty folder")
         return by_stem
 
-    def pairs(
-        self, folder: Path, split: str | None, sample_id: str | None
-    ) -> list[PairEntry]:
+    def pairs(self, folder: Path, split: str | None, sample_id: str | None) -> list[PairEntry]:
         images = self.image_files(folder / IMAGE_DIR) if (folder / IMAGE_DIR).is_dir() else {}
         labels = self.image_files(folder / LABEL_DIR) if (folder / LABEL_DIR).is_dir() else {}
         out = []

@@ -20,10 +20,10 @@ SCHEMA_MODELS: dict[str, str] = {
     "crop-plan": "datatool.build:CropPlan",
     "build-manifest": "datatool.build:BuildManifest",
     "merge-manifest": "datatool.merge:MergeManifest",
-    "score-params": "datatool.evaluate.losses:ScoreParams",
-    "scores": "datatool.evaluate.losses:ScoredPrediction",
+    "score-params": "datatool.metrics.results:ScoreParams",
+    "scores": "datatool.metrics.results:ScoredPrediction",
     "quality-report": "datatool.report.model:QualityReport",
-    "evaluation-metrics": "datatool.evaluate.sweep:SweepResult",
+    "evaluation-metrics": "datatool.metrics.results:SweepResult",
 }
 
 

@@ -50,7 +50,8 @@ def _chromium() -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def report_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from datatool.checks import CheckOptions
-    from datatool.report import build_report, write_report
+    from datatool.evaluate.reporting import build_report
+    from datatool.report import write_report
 
     base = tmp_path_factory.mktemp("browser")
     tree = inject_misaligned_label(copy_fixture(base / "training_validation_data"))

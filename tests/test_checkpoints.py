@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from datatool.errors import DatatoolError
-from datatool.evaluate.checkpoints import (
+from datatool.torch.checkpoints import (
     epoch_from_name,
     find_checkpoints,
     load_unet,
     read_state_dict,
 )
-from datatool.evaluate.unet import UNet
+from datatool.torch.unet import UNet
 
 KEYS_FILE = Path(__file__).parent / "data" / "unet_checkpoint_keys.json"
 

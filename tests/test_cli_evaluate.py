@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from datatool.cli import main
-from datatool.evaluate.unet import UNet
 from datatool.synth import write_tree
+from datatool.torch.unet import UNet
 
 
 def run_cli(args, capsys):

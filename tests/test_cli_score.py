@@ -9,7 +9,8 @@ import pytest
 
 from datatool import io
 from datatool.cli import main
-from datatool.evaluate.losses import ScoredPrediction, ScoreParams, score_files
+from datatool.metrics.files import score_files
+from datatool.metrics.results import ScoredPrediction, ScoreParams
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:

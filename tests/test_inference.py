@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 
 from datatool.errors import DatatoolError, ImageReadError, UsageError
-from datatool.evaluate.checkpoints import load_unet
-from datatool.evaluate.inference import (
+from datatool.io import read_grey
+from datatool.torch.checkpoints import load_unet
+from datatool.torch.inference import (
     check_resolution,
     infer_files,
     load_input,
@@ -17,8 +18,7 @@ from datatool.evaluate.inference import (
     probability_to_uint8,
     select_device,
 )
-from datatool.evaluate.unet import UNet
-from datatool.io import read_grey
+from datatool.torch.unet import UNet
 
 
 @pytest.fixture

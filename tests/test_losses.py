@@ -8,20 +8,19 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from datatool.evaluate import losses
-from datatool.evaluate.losses import (
+from datatool.metrics import losses
+from datatool.metrics.losses import (
     PRF,
-    ScoreParams,
     bce,
     gaussian_kernel,
     gaussian_loss,
     gaussian_reward_map,
     gaussian_spread,
-    score,
     tolerance_prf,
     tophat_loss,
     tophat_reward_map,
 )
+from datatool.metrics.results import ScoreParams, score
 
 # --------------------------------------------------------------------------- factories
 

@@ -7,8 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from datatool.evaluate import losses  # noqa: E402
-from datatool.evaluate.losses_torch import (  # noqa: E402
+from datatool.metrics import losses  # noqa: E402
+from datatool.torch.losses import (  # noqa: E402
     GaussianLoss,
     TopHatLoss,
     gaussian_reward_map,

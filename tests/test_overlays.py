@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datatool.evaluate.losses import ScoreParams, gaussian_reward_map, tophat_reward_map
-from datatool.evaluate.overlays import (
+from datatool.metrics.losses import gaussian_reward_map, tophat_reward_map
+from datatool.metrics.overlays import (
     prediction_overlay,
     reward_map_image,
     weighted_prediction_image,
     write_overlays,
 )
+from datatool.metrics.results import ScoreParams
 
 WHITE, BLACK, RED, BLUE, GREEN = (255, 255, 255), (0, 0, 0), (255, 0, 0), (0, 0, 255), (0, 255, 0)
 

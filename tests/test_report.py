@@ -20,8 +20,9 @@ import pytest
 from datatool import io
 from datatool.checks import CheckOptions
 from datatool.crop import cut
+from datatool.evaluate.reporting import build_report
 from datatool.labels import process_tracing
-from datatool.report import build_report, write_report
+from datatool.report import write_report
 from datatool.report.plots import label_overlay, shift_mask
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +58,7 @@ def copy_fixture(dest: Path) -> Path:
 
 def train_checkpoints(out: Path) -> Path:
     """Tiny seeded training on the fixture's training split: 3 checkpoints in seconds."""
-    from datatool.evaluate.train import TrainConfig, train_from_dataset
+    from datatool.torch.train import TrainConfig, train_from_dataset
 
     config = TrainConfig(base_width=4, epochs=2, resolution=RESOLUTION, save_every=1, seed=0)
     train_from_dataset(FIXTURE_TREE, out, config, split="training")
@@ -156,7 +157,7 @@ def test_moving_the_label_by_the_offset_found_makes_it_fit(built) -> None:
 
 
 def test_clean_pairs_follow_flagged_ones_and_are_reproducible(built) -> None:
-    from datatool.report.build import choose_pictures
+    from datatool.report.sections import choose_pictures
 
     report, *_ = built
     flags = [p.flagged for p in report.pictures]
@@ -304,7 +305,7 @@ def test_cli_with_checkpoints_writes_what_the_library_computes(run_cli, built) -
 def test_cli_bad_model_options_fail_before_the_check(
     run_cli, built, tmp_path: Path, options: list[str], message: str, monkeypatch
 ) -> None:
-    import datatool.report.build as report_build
+    import datatool.report.sections as report_build
 
     def no_check(*args, **kwargs):
         raise AssertionError("the check ran before the options were validated")

@@ -11,11 +11,12 @@ import torch
 
 from datatool.errors import DatatoolError, UsageError
 from datatool.evaluate import sweep
-from datatool.evaluate.checkpoints import find_checkpoints, load_unet
-from datatool.evaluate.inference import predict
-from datatool.evaluate.losses import gaussian_loss, score
-from datatool.evaluate.train import TrainConfig, train_unet
+from datatool.metrics.losses import gaussian_loss
+from datatool.metrics.results import score
 from datatool.synth import write_tree
+from datatool.torch.checkpoints import find_checkpoints, load_unet
+from datatool.torch.inference import predict
+from datatool.torch.train import TrainConfig, train_unet
 
 RES = 32
 
@@ -49,8 +50,8 @@ def test_rows_follow_epochs_and_match_the_losses_functions(run):
     expected = score(pred, prepared[-1].truth, options.score_params())
     assert row.bce == pytest.approx(expected.bce)
     assert row.tophat == pytest.approx(expected.tophat)
-    assert row.gaussian["3"] == pytest.approx(expected.gaussian)
-    assert row.gaussian["1"] == pytest.approx(gaussian_loss(pred, prepared[-1].truth, 1.0))
+    assert row.gaussian_sigmas["3"] == pytest.approx(expected.gaussian)
+    assert row.gaussian_sigmas["1"] == pytest.approx(gaussian_loss(pred, prepared[-1].truth, 1.0))
     assert row.f1 == pytest.approx(expected.f1)
     mean = result.means[-1]
     assert mean.kind == "mean" and mean.images == 2
@@ -138,5 +139,5 @@ def test_demo_gaussian_loss_falls_from_first_to_last_epoch(tmp_path):
     result, paths = sweep.run_demo(tmp_path, TrainConfig(epochs=40, save_every=20))
     first, last = result.means[0], result.means[-1]
     assert (first.epoch, last.epoch) == (0, 40)
-    assert last.gaussian["3"] < first.gaussian["3"]
+    assert last.gaussian_sigmas["3"] < first.gaussian_sigmas["3"]
     assert all(p.exists() for p in paths.values())

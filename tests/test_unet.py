@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datatool.evaluate.unet import UNet, check_input_shape, expected_shapes
+from datatool.torch.unet import UNet, check_input_shape, expected_shapes
 
 KEYS_FILE = Path(__file__).parent / "data" / "unet_checkpoint_keys.json"
 

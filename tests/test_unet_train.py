@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from datatool.evaluate.checkpoints import find_checkpoints, load_unet
-from datatool.evaluate.inference import predict
-from datatool.evaluate.train import TrainConfig, train_unet
+from datatool.torch.checkpoints import find_checkpoints, load_unet
+from datatool.torch.inference import predict
+from datatool.torch.train import TrainConfig, train_unet
 
 TINY = TrainConfig(
     name="tiny",

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from datatool import io
+from datatool import io, labels
 from datatool.errors import ImageReadError
 from datatool.findings import Finding, PairStats, Severity
 from datatool.layout import DatasetLayout, PairEntry, SampleEntry
@@ -44,7 +44,10 @@ class CheckOptions(BaseModel):
         default=1.0, ge=0, description="Allowed difference from the expected width, px."
     )
     grey_tolerance: float = Field(
-        default=0.005, ge=0, le=1, description="Share of grey label pixels tolerated."
+        default=labels.NON_BINARY_LIMIT,
+        ge=0,
+        le=1,
+        description="Share of grey label pixels tolerated.",
     )
     min_grains: int = Field(default=5, ge=0, description="Warn below this many complete grains.")
     max_offset: float = Field(
@@ -128,12 +131,12 @@ class PairData:
 
     @property
     def label_mask(self) -> np.ndarray | None:
-        """``(H, W)`` bool: label pixels > 127, or None without a label."""
+        """``(H, W)`` bool: the label's lines (:func:`~datatool.labels.label_lines`), or None."""
         if self.label is None:
             return None
         if self._mask is None:
             pixels = self.label.pixels
-            self._mask = pixels > (127 * 257 if pixels.dtype == np.uint16 else 127)
+            self._mask = labels.label_lines(pixels)
         return self._mask
 
 

@@ -30,7 +30,7 @@ def infer(
     amp: Annotated[bool, _AMP] = False,
 ) -> None:
     """Predict grain boundaries: write 8-bit predict_<name>.png (sigmoid x 255)."""
-    from datatool.evaluate.inference import infer_files
+    from datatool.torch.inference import infer_files
 
     written = infer_files(
         checkpoint, images, out, resolution=resolution, device=device,
@@ -97,7 +97,7 @@ def demo(
 ) -> None:
     """Sample data -> tiny U-Net training -> loss-versus-epoch plot, on the CPU."""
     from datatool.evaluate.sweep import run_demo
-    from datatool.evaluate.train import TrainConfig
+    from datatool.torch.train import TrainConfig
 
     config = TrainConfig(epochs=epochs, seed=seed, save_every=max(1, epochs // 8))
     typer.echo(f"training a width-{config.base_width} U-Net for {epochs} epochs on the CPU ...")
@@ -172,7 +172,7 @@ def _render(result, paths) -> None:
     for column in ("epoch", "checkpoint", "n", *names):
         table.add_column(column, justify="left" if column == "checkpoint" else "right")
     for row in result.means:
-        values = [row.bce, row.tophat, *row.gaussian.values(), row.precision, row.recall, row.f1]
+        values = [v for k, v in row.metric_values().items() if k != "gaussian"]
         table.add_row(
             str(row.epoch), Path(row.checkpoint).name, str(row.images),
             *(f"{v:.4f}" for v in values),

@@ -50,11 +50,12 @@ def report(
     from datatool.checks import CheckOptions
     from datatool.cli._progress import progress_bar
     from datatool.errors import UsageError
-    from datatool.report import build_report, write_report
+    from datatool.evaluate.reporting import build_report
+    from datatool.report import write_report
 
     sweep_options = None
     if checkpoints is not None:
-        from datatool.evaluate.sweep import SweepOptions
+        from datatool.metrics.results import SweepOptions
 
         try:
             sweep_options = SweepOptions(resolution=resolution, device=device)

@@ -32,7 +32,8 @@ def score(
     from pydantic import ValidationError
 
     from datatool.errors import UsageError
-    from datatool.evaluate.losses import ScoreParams, score_files
+    from datatool.metrics.files import score_files
+    from datatool.metrics.results import ScoreParams
 
     try:
         params = ScoreParams(

@@ -1,4 +1,5 @@
-"""Evaluation: losses, overlays, the U-Net, checkpoints, inference and sweeps.
+"""Orchestration of model evaluation: the loss-versus-epoch sweep and its prediction cache.
 
-Submodules import torch lazily; importing this package stays light.
+The network, checkpoints and inference live in :mod:`datatool.torch`; the
+scores in :mod:`datatool.metrics`. Importing this package does not load torch.
 """

@@ -24,121 +24,38 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from datatool.errors import DatatoolError, UsageError
-from datatool.evaluate.checkpoints import Checkpoint, find_checkpoints, load_unet
-from datatool.evaluate.inference import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_RESOLUTION,
+from datatool.io import (
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    figure_pixels,
+    read_image,
+    sha256_file,
+    write_png,
+)
+from datatool.metrics.results import (
+    MetricRow,
+    SweepOptions,
+    SweepResult,
+    mean_scores,
+    score,
+)
+from datatool.torch.checkpoints import Checkpoint, find_checkpoints, load_unet
+from datatool.torch.inference import (
     check_resolution,
     predict,
     resize_image,
     select_device,
     strip_scale_bar,
 )
-from datatool.evaluate.losses import Matching, ScoreParams, gaussian_loss, score
-from datatool.io import atomic_path, atomic_write_json, atomic_write_text, read_image, sha256_file
 
 #: Version of the cached prediction format and preprocessing; bump to invalidate old caches.
 CACHE_VERSION = 1
 METRICS_CSV = "metrics.csv"
 METRICS_JSON = "metrics.json"
 PLOT_FILE = "loss_vs_epoch.png"
-
-
-class SweepOptions(BaseModel):
-    """How the sweep preprocesses, runs and scores."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    resolution: int = Field(
-        DEFAULT_RESOLUTION, ge=16, description="Side images are resized to (multiple of 16)."
-    )
-    remove_border: bool = Field(False, description="Cut the scale-bar strip off before resizing.")
-    line_width: int = Field(3, ge=1, description="Width labels are brought to after resizing, px.")
-    sigmas: list[float] = Field(
-        default_factory=lambda: [3.0],
-        min_length=1,
-        description="Standard deviations of the Gaussian loss, px (one column each).",
-    )
-    kernel_size: int = Field(15, ge=1, description="Window side of the Gaussian loss, px (odd).")
-    tophat_kernel_size: int = Field(3, ge=1, description="Top-hat halo side, px (odd).")
-    tolerance: float = Field(2.0, ge=0, description="Distance tolerance of precision/recall, px.")
-    matching: Matching = Field("nearest", description="Matching rule of precision/recall.")
-    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
-    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, description="Images per forward pass.")
-    amp: bool = Field(False, description="float16 autocast on CUDA.")
-    use_cache: bool = Field(True, description="Read and write the prediction cache.")
-
-    @field_validator("kernel_size", "tophat_kernel_size")
-    @classmethod
-    def _odd(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError(f"must be odd, got {value}")
-        return value
-
-    @field_validator("sigmas")
-    @classmethod
-    def _positive(cls, values: list[float]) -> list[float]:
-        bad = [v for v in values if not v > 0]
-        if bad:
-            raise ValueError(f"sigma must be > 0, got {bad}")
-        if len({sigma_label(v) for v in values}) != len(values):
-            raise ValueError(f"sigmas must differ, got {values}")
-        return values
-
-    def score_params(self, sigma: float | None = None) -> ScoreParams:
-        """The losses module's parameters for one sigma (the first by default)."""
-        return ScoreParams(
-            sigma=self.sigmas[0] if sigma is None else sigma,
-            kernel_size=self.kernel_size,
-            tophat_kernel_size=self.tophat_kernel_size,
-            tolerance=self.tolerance,
-            matching=self.matching,
-        )
-
-
-def sigma_label(sigma: float) -> str:
-    """Column suffix of a sigma: ``3.0 -> '3'``, ``1.5 -> '1.5'``."""
-    return f"{sigma:g}"
-
-
-class MetricRow(BaseModel):
-    """Scores of one checkpoint on one image, or their mean over the images."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: str = Field(description="'image' for one image, 'mean' for the mean over images.")
-    epoch: int = Field(description="Epoch read from the checkpoint's file name.")
-    checkpoint: str = Field(description="Checkpoint file path.")
-    image: str = Field(description="Image name (stem); empty for a mean row.")
-    images: int = Field(description="Number of images the row covers.")
-    bce: float = Field(description="Binary cross-entropy (lower is better).")
-    tophat: float = Field(description="Top-hat loss in [-1, 1] (lower is better).")
-    gaussian: dict[str, float] = Field(
-        description="Normalized Gaussian loss per sigma (key: sigma in px; lower is better)."
-    )
-    precision: float = Field(description="Tolerance precision of the centre lines.")
-    recall: float = Field(description="Tolerance recall of the centre lines.")
-    f1: float = Field(description="Tolerance F1 of the centre lines.")
-
-
-class SweepResult(BaseModel):
-    """Everything ``datatool evaluate`` computed (written as ``metrics.json``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    options: SweepOptions = Field(description="Options of the sweep.")
-    rows: list[MetricRow] = Field(description="One row per checkpoint and image, by epoch.")
-    means: list[MetricRow] = Field(description="Per-checkpoint means over the images, by epoch.")
-    cache_hits: int = Field(0, description="Predictions read from the cache.")
-    cache_misses: int = Field(0, description="Predictions computed by running the network.")
-
-    def metric_names(self) -> list[str]:
-        """Column names of the scores, in table order."""
-        sigmas = [f"gaussian_sigma{sigma_label(s)}" for s in self.options.sigmas]
-        return ["bce", "tophat", *sigmas, "precision", "recall", "f1"]
 
 
 @dataclass(frozen=True)
@@ -273,45 +190,19 @@ def quantize(prediction: np.ndarray) -> np.ndarray:
 def _score_row(
     prediction: np.ndarray, truth: np.ndarray, checkpoint: Checkpoint, name: str, options
 ) -> MetricRow:
-    pred = prediction.astype(np.float32)
-    main = score(pred, truth, options.score_params())
-    gaussian = {sigma_label(options.sigmas[0]): main.gaussian}
-    for sigma in options.sigmas[1:]:
-        gaussian[sigma_label(sigma)] = gaussian_loss(pred, truth, sigma, options.kernel_size)
+    row = score(prediction.astype(np.float32), truth, options.score_params(), options.sigmas[1:])
     return MetricRow(
-        kind="image",
-        epoch=checkpoint.epoch,
-        checkpoint=str(checkpoint.path),
-        image=name,
-        images=1,
-        bce=main.bce,
-        tophat=main.tophat,
-        gaussian=gaussian,
-        precision=main.precision,
-        recall=main.recall,
-        f1=main.f1,
-    )
+        **dict(row, params=None), kind="image", epoch=checkpoint.epoch,
+        checkpoint=str(checkpoint.path), image=name, images=1,
+    )  # fmt: skip
 
 
 def _mean_row(rows: list[MetricRow]) -> MetricRow:
     first = rows[0]
-
-    def mean(values: list[float]) -> float:
-        return float(np.mean(values))
-
     return MetricRow(
-        kind="mean",
-        epoch=first.epoch,
-        checkpoint=first.checkpoint,
-        image="",
-        images=len(rows),
-        bce=mean([r.bce for r in rows]),
-        tophat=mean([r.tophat for r in rows]),
-        gaussian={k: mean([r.gaussian[k] for r in rows]) for k in first.gaussian},
-        precision=mean([r.precision for r in rows]),
-        recall=mean([r.recall for r in rows]),
-        f1=mean([r.f1 for r in rows]),
-    )
+        **mean_scores(rows), kind="mean", epoch=first.epoch, checkpoint=first.checkpoint,
+        image="", images=len(rows),
+    )  # fmt: skip
 
 
 def run_sweep(
@@ -329,7 +220,7 @@ def run_sweep(
     Parameters
     ----------
     checkpoints : sequence of Checkpoint
-        From :func:`~datatool.evaluate.checkpoints.find_checkpoints` (ordered by epoch).
+        From :func:`~datatool.torch.checkpoints.find_checkpoints` (ordered by epoch).
     pairs : sequence of EvalPair
     options : SweepOptions, optional
     cache_dir : path-like, optional
@@ -399,7 +290,7 @@ def run_sweep(
             row = _score_row(prediction, item.truth, checkpoint, item.pair.name, options)
             checkpoint_rows.append(row)
             if overlay_dir is not None and checkpoint.epoch in overlay_epochs:
-                from datatool.evaluate.overlays import write_overlays
+                from datatool.metrics.overlays import write_overlays
 
                 write_overlays(
                     Path(overlay_dir) / f"epoch_{checkpoint.epoch}",
@@ -427,12 +318,10 @@ def _flat(row: MetricRow, sigmas: list[float]) -> dict[str, object]:
         "checkpoint": row.checkpoint,
         "image": row.image,
         "images": row.images,
-        "bce": row.bce,
-        "tophat": row.tophat,
     }
-    for sigma in sigmas:
-        flat[f"gaussian_sigma{sigma_label(sigma)}"] = row.gaussian[sigma_label(sigma)]
-    flat.update(precision=row.precision, recall=row.recall, f1=row.f1)
+    values = row.metric_values()
+    values.pop("gaussian", None)
+    flat.update(values)
     return flat
 
 
@@ -507,9 +396,7 @@ def plot_loss_vs_epoch(result: SweepResult, path: str | os.PathLike[str]) -> Pat
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
+    write_png(path, figure_pixels(fig, dpi=110))
     return path
 
 
@@ -576,8 +463,8 @@ def run_demo(
     of the first and last epochs. Evaluates on the validation split, which the
     training never sees.
     """
-    from datatool.evaluate.train import TrainConfig, train_from_dataset
     from datatool.synth import write_tree
+    from datatool.torch.train import TrainConfig, train_from_dataset
 
     out_dir = Path(out_dir)
     config = config or TrainConfig()

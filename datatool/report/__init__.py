@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from datatool.report.build import Figure, ReportFigures, build_report
 from datatool.report.model import QualityReport
+from datatool.report.sections import Figure, ReportFigures, build_report
 
 __all__ = ["Figure", "QualityReport", "ReportFigures", "build_report", "write_report"]
 

@@ -12,8 +12,8 @@ from collections import defaultdict
 from html import escape
 
 from datatool.findings import Finding, Severity
-from datatool.report.build import Figure, ReportFigures
 from datatool.report.model import Distribution, QualityReport
+from datatool.report.sections import Figure, ReportFigures
 
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -224,14 +224,7 @@ def _models(report: QualityReport, figures: ReportFigures) -> str:
     head = "".join(f"<th>{escape(n)}</th>" for n in names)
     rows = []
     for row in sweep.means:
-        values = {
-            "bce": row.bce,
-            "tophat": row.tophat,
-            "precision": row.precision,
-            "recall": row.recall,
-            "f1": row.f1,
-            **{f"gaussian_sigma{k}": v for k, v in row.gaussian.items()},
-        }
+        values = row.metric_values()
         cells = "".join(f"<td class='num'>{values.get(n, float('nan')):.4f}</td>" for n in names)
         rows.append(f"<tr><td class='num'>{row.epoch}</td>{cells}</tr>")
     table = f"<table><tr><th>epoch</th>{head}</tr>{''.join(rows)}</table>"

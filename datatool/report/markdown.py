@@ -65,7 +65,7 @@ def render_markdown(report: QualityReport, max_findings: int = 20) -> str:
             "|---:|---:|---:|---:|---:|",
         ]
         for row in sweep.means:
-            gaussian = next(iter(row.gaussian.values()))
+            gaussian = row.gaussian
             lines.append(
                 f"| {row.epoch} | {row.bce:.4f} | {row.tophat:.4f} | {gaussian:.4f} | "
                 f"{row.f1:.3f} |"

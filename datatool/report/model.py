@@ -4,7 +4,7 @@ Everything here is computed from what the library already measured: the
 check's :class:`~datatool.findings.Report` (its per-pair
 :class:`~datatool.findings.PairStats` give the composition; nothing is
 re-measured), the merge manifest's lineage, and the sweep's
-:class:`~datatool.evaluate.sweep.SweepResult`.
+:class:`~datatool.metrics.results.SweepResult`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from datatool.evaluate.sweep import SweepResult
 from datatool.findings import Report, Severity
+from datatool.metrics.results import SweepResult
 
 #: Key of the pairs whose split, sample or field of view is not known (a flat set).
 NONE_KEY = "(none)"

@@ -10,10 +10,11 @@
 
 from __future__ import annotations
 
-import io as _io
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from datatool import io
 
 #: Colour of a label drawn over its image as the file stores it, and at the offset found.
 LABEL_COLOUR = (255, 40, 40)
@@ -97,14 +98,10 @@ def label_overlay(
 
 
 def encode_rgb_png(rgb: np.ndarray) -> bytes:
-    """Encode ``(H, W, 3)`` uint8 (or ``(H, W)`` uint8) as PNG bytes, deterministically."""
-    from PIL import Image
-
+    """Encode ``(H, W, 3)`` or ``(H, W)`` uint8 as PNG bytes (through ``io.encode_png``)."""
     if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3):
         raise ValueError(f"expected (H, W[, 3]) uint8, got {rgb.shape} {rgb.dtype}")
-    buffer = _io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG", compress_level=6)
-    return buffer.getvalue()
+    return io.encode_png(rgb)
 
 
 def _pyplot():
@@ -118,11 +115,7 @@ def _pyplot():
 
 def figure_png(fig) -> bytes:
     """Render a matplotlib figure to PNG bytes and close it."""
-    plt = _pyplot()
-    buffer = _io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
+    return io.encode_png(io.figure_pixels(fig, dpi=100))
 
 
 def bar_chart(counts: Mapping[str, int], title: str, xlabel: str, max_bars: int = 40) -> bytes:

@@ -19,11 +19,9 @@ import torch
 import torch.nn.functional as functional
 
 from datatool.errors import UsageError
-from datatool.evaluate.unet import SIDE_MULTIPLE, UNet
 from datatool.io import read_image, write_png
-
-DEFAULT_RESOLUTION = 1024
-DEFAULT_BATCH_SIZE = 4
+from datatool.metrics.results import DEFAULT_BATCH_SIZE, DEFAULT_RESOLUTION
+from datatool.torch.unet import SIDE_MULTIPLE, UNet
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -206,7 +204,7 @@ def infer_files(
     DatatoolError
         Bad checkpoint, unreadable image, or two images with the same name.
     """
-    from datatool.evaluate.checkpoints import load_unet
+    from datatool.torch.checkpoints import load_unet
 
     check_resolution(resolution)
     if not image_paths:

@@ -1,8 +1,8 @@
 """The spatially tolerant losses as batched, differentiable torch modules.
 
 :class:`TopHatLoss` and :class:`GaussianLoss` compute the same values as
-:func:`datatool.evaluate.losses.tophat_loss` and
-:func:`datatool.evaluate.losses.gaussian_loss`, on ``B x 1 x H x W`` batches, on
+:func:`datatool.metrics.losses.tophat_loss` and
+:func:`datatool.metrics.losses.gaussian_loss`, on ``B x 1 x H x W`` batches, on
 CPU or CUDA. The reward map of a batch is built on the batch's device from the
 (binary) truth and carries no gradient; the loss is linear in the prediction, so
 its gradient is ``-R / (H W)``: it pushes prediction up where the reward is

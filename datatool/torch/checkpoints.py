@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from datatool.errors import DatatoolError
-from datatool.evaluate.unet import UNet, expected_shapes
+from datatool.torch.unet import UNet, expected_shapes
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 #: The tensor whose first dimension is the base width.

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from datatool.evaluate.losses import ScoreParams
+from datatool.io import write_png
+from datatool.metrics.losses import _check_pair, gaussian_reward_map, tophat_reward_map
+from datatool.metrics.results import ScoreParams
 
 
 def _to_byte(values: np.ndarray) -> np.ndarray:
@@ -47,8 +47,6 @@ def prediction_overlay(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     ...                    np.array([[1, 1, 0, 0]], bool))[0].tolist()
     [[255, 255, 255], [255, 0, 0], [0, 0, 255], [0, 0, 0]]
     """
-    from datatool.evaluate.losses import _check_pair
-
     pred, truth = _check_pair(pred, truth)
     p = pred.astype(np.float64)
     t = truth.astype(np.float64)
@@ -103,16 +101,6 @@ def weighted_prediction_image(pred: np.ndarray, reward: np.ndarray) -> np.ndarra
     return reward_map_image(pred.astype(np.float64) * reward)
 
 
-def _write_rgb_png(path: Path, rgb: np.ndarray) -> None:
-    from PIL import Image
-
-    from datatool import io
-
-    with io.atomic_path(path) as tmp:
-        image = Image.fromarray(np.ascontiguousarray(rgb))
-        image.save(tmp, format="PNG", optimize=False, compress_level=6)
-
-
 def write_overlays(
     out_dir: str | os.PathLike[str],
     stem: str,
@@ -146,13 +134,6 @@ def write_overlays(
     list of Path
         The files written.
     """
-    from datatool.evaluate.losses import (
-        ScoreParams,
-        _check_pair,
-        gaussian_reward_map,
-        tophat_reward_map,
-    )
-
     params = params or ScoreParams()
     pred, truth = _check_pair(pred, truth)
     tophat = tophat_reward_map(truth, params.tophat_kernel_size)
@@ -168,6 +149,6 @@ def write_overlays(
     written = []
     for name, rgb in images.items():
         path = out_dir / f"{stem}.{name}.png"
-        _write_rgb_png(path, rgb)
+        write_png(path, rgb)
         written.append(path)
     return written

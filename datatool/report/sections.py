@@ -9,7 +9,6 @@ a label over its image (:mod:`datatool.report.plots`).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import numpy as np
 from datatool import io, labels
 from datatool.check import run_check
 from datatool.checks import CheckOptions
-from datatool.errors import ImageReadError, UsageError
+from datatool.errors import ImageReadError
 from datatool.findings import Finding, PairStats, Report, Severity
 from datatool.layout import DatasetLayout, scan
 from datatool.report import plots
@@ -70,6 +69,16 @@ class ReportFigures:
             for figures in by_epoch.values():
                 out.extend(figures)
         return out
+
+
+@dataclass(frozen=True)
+class ModelsFigures:
+    """The model section of a report: the sweep's data and its pictures."""
+
+    section: ModelsSection
+    loss_vs_epoch: Figure
+    overlays: dict[str, dict[int, list[Figure]]]
+    """Per image shown, per epoch (first and last): the sweep's overlay pictures."""
 
 
 # --------------------------------------------------------------------------- composition
@@ -370,103 +379,6 @@ def pair_figures(root: Path, entry: PictureEntry) -> list[Figure]:
 # --------------------------------------------------------------------------- models
 
 #: The sweep's overlay pictures shown per image and epoch: (file kind, title, caption).
-_OVERLAY_KINDS = (
-    ("overlay", "prediction over truth", "white: found, red: missed, blue: false line"),
-    (
-        "gaussian-weighted",
-        "prediction x Gaussian reward",
-        "green pixels earn reward, red ones cost",
-    ),
-)
-
-
-@dataclass(frozen=True)
-class _SweepPlan:
-    """What the model section will sweep, settled before the (long) check runs."""
-
-    checkpoint_dir: Path
-    checkpoints: list
-    pairs: list
-    split: str | None
-    options: object
-
-
-def _plan_sweep(root: Path, checkpoints: Path, sweep_options, eval_split: str | None) -> _SweepPlan:
-    """Find the checkpoints and the pairs to score; bad options fail here, before the check."""
-    from datatool.evaluate.checkpoints import find_checkpoints
-    from datatool.evaluate.inference import check_resolution
-    from datatool.evaluate.sweep import SweepOptions, pairs_from_dataset
-
-    options = sweep_options or SweepOptions()
-    check_resolution(options.resolution)
-    found = find_checkpoints([checkpoints])
-    pairs = pairs_from_dataset(root)
-    splits = {p.split for p in pairs}
-    if eval_split is None and "validation" in splits:
-        eval_split = "validation"
-    if eval_split is not None:
-        if eval_split not in splits:
-            known = ", ".join(sorted(str(s) for s in splits)) or "none"
-            raise UsageError(f"--eval-split {eval_split}: no such split in {root} ({known})")
-        pairs = [p for p in pairs if p.split == eval_split]
-    return _SweepPlan(checkpoints, found, pairs, eval_split, options)
-
-
-def _models(
-    plan: _SweepPlan, overlay_images: int, work: Path
-) -> tuple[ModelsSection, Figure, dict[str, dict[int, list[Figure]]]]:
-    from datatool.evaluate.sweep import plot_loss_vs_epoch, run_sweep
-
-    found, pairs, eval_split, checkpoints = (
-        plan.checkpoints,
-        plan.pairs,
-        plan.split,
-        plan.checkpoint_dir,
-    )
-    cache = work / "cache"
-    result = run_sweep(found, pairs, plan.options, cache_dir=cache)
-    epochs = sorted({found[0].epoch, found[-1].epoch})
-    shown = pairs[:overlay_images]
-    # Second pass on the shown images only: every prediction is a cache hit, so
-    # this just writes the sweep's own overlay pictures for the first and last epoch.
-    run_sweep(
-        [c for c in found if c.epoch in epochs],
-        shown,
-        result.options,
-        cache_dir=cache,
-        overlay_dir=work / "overlays",
-        overlay_epochs=epochs,
-    )
-    plot = plot_loss_vs_epoch(result, work / "loss_vs_epoch.png")
-    loss_figure = Figure(
-        "Loss vs epoch",
-        plot.read_bytes(),
-        f"{len(found)} checkpoints on {len(pairs)} image(s)"
-        + (f" of the {eval_split} split" if eval_split else ""),
-    )
-    overlays: dict[str, dict[int, list[Figure]]] = {}
-    for pair in shown:
-        overlays[pair.name] = {
-            epoch: [
-                Figure(
-                    f"epoch {epoch}: {title}",
-                    (work / "overlays" / f"epoch_{epoch}" / f"{pair.name}.{kind}.png").read_bytes(),
-                    caption,
-                )
-                for kind, title, caption in _OVERLAY_KINDS
-            ]
-            for epoch in epochs
-        }
-    section = ModelsSection(
-        checkpoints=str(checkpoints),
-        split=eval_split,
-        overlay_epochs=epochs,
-        overlay_images=[p.name for p in shown],
-        sweep=result,
-    )
-    return section, loss_figure, overlays
-
-
 # --------------------------------------------------------------------------- entry point
 
 
@@ -477,10 +389,7 @@ def build_report(
     samples: int = 12,
     seed: int = 0,
     max_flagged: int = 100,
-    checkpoints: str | os.PathLike[str] | None = None,
-    sweep_options=None,
-    eval_split: str | None = None,
-    overlay_images: int = 3,
+    models: Callable[[], ModelsFigures] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[QualityReport, ReportFigures]:
     """Check a dataset (and optionally sweep checkpoints on it) and draw the report's pictures.
@@ -496,15 +405,9 @@ def build_report(
         Seed of that random choice.
     max_flagged : int
         At most this many flagged pairs are pictured (the rest are counted).
-    checkpoints : path-like, optional
-        A folder of ``<name>_<epoch>.pth`` checkpoints to sweep on the dataset.
-    sweep_options : SweepOptions, optional
-        Options of the sweep (resolution, device...).
-    eval_split : str, optional
-        Split the checkpoints are evaluated on; 'validation' when there is one,
-        else every pair.
-    overlay_images : int
-        Images whose first- and last-epoch overlays are shown.
+    models : callable, optional
+        Runs the checkpoint sweep on this dataset after the check and returns its
+        data and pictures (:func:`datatool.evaluate.reporting.sweep_for_report`).
     progress : callable, optional
         ``progress(done, total)`` of the check.
 
@@ -514,19 +417,11 @@ def build_report(
     """
     from datatool import __version__
 
-    if samples < 0 or max_flagged < 0 or overlay_images < 1:
-        raise ValueError(
-            f"samples ({samples}) and max_flagged ({max_flagged}) must be >= 0, "
-            f"overlay_images ({overlay_images}) >= 1"
-        )
+    if samples < 0 or max_flagged < 0:
+        raise ValueError(f"samples ({samples}) and max_flagged ({max_flagged}) must be >= 0")
     options = check_options or CheckOptions()
     layout = scan(root)
     root_path = Path(layout.root)
-    plan = (
-        _plan_sweep(root_path, Path(checkpoints), sweep_options, eval_split)
-        if checkpoints is not None
-        else None
-    )
     check = run_check(root, options, layout=layout, progress=progress)
     lineage, source_by_image = read_lineage(layout)
     composition = compose(check.pairs, options, source_by_image)
@@ -535,12 +430,11 @@ def build_report(
         composition=composition_figures(composition, options),
         pairs=[pair_figures(root_path, entry) for entry in pictures],
     )
-    models = None
-    if plan is not None:
-        with tempfile.TemporaryDirectory(prefix="datatool-report-") as work:
-            models, figures.loss_vs_epoch, figures.model_overlays = _models(
-                plan, overlay_images, Path(work)
-            )
+    section = None
+    if models is not None:
+        swept = models()
+        section = swept.section
+        figures.loss_vs_epoch, figures.model_overlays = swept.loss_vs_epoch, swept.overlays
     report = QualityReport(
         tool_version=__version__,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -549,15 +443,15 @@ def build_report(
             samples=samples,
             max_flagged=max_flagged,
             seed=seed,
-            checkpoints=str(checkpoints) if checkpoints is not None else None,
-            eval_split=models.split if models else None,
-            resolution=models.sweep.options.resolution if models else None,
+            checkpoints=section.checkpoints if section else None,
+            eval_split=section.split if section else None,
+            resolution=section.sweep.options.resolution if section else None,
         ),
         check=check,
         composition=composition,
         pictures=pictures,
         flagged_not_pictured=left_out,
         lineage=lineage,
-        models=models,
+        models=section,
     )
     return report, figures

@@ -1,7 +1,7 @@
 """A tiny, seeded U-Net training loop that saves checkpoints like the lab does.
 
 It exists so that the demo and the tests have a real training run to sweep:
-a small-width :class:`~datatool.evaluate.unet.UNet` trained with BCE on the
+a small-width :class:`~datatool.torch.unet.UNet` trained with BCE on the
 synthetic sample data for a few epochs on the CPU, saving
 ``<name>_<epoch>.pth`` state dicts (epoch 0 is the untrained network, as in
 the lab's 0-300 sweeps). It is not meant to train production models.
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from datatool.errors import DatatoolError
-from datatool.evaluate.inference import check_resolution, load_input
-from datatool.evaluate.unet import UNet
 from datatool.io import atomic_path
+from datatool.torch.inference import check_resolution, load_input
+from datatool.torch.unet import UNet
 
 
 @dataclass(frozen=True)

@@ -19,21 +19,17 @@ tolerance.
 In every function ``pred`` is the model's sigmoid output, ``(H, W)`` float in
 [0, 1], and ``truth`` the label, ``(H, W)`` bool (or 0/1 numbers), True on the
 boundary line. Lower losses are better. The torch versions for training are in
-:mod:`datatool.evaluate.losses_torch`.
+:mod:`datatool.torch.losses`.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal, NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from datatool.errors import DatatoolError
+from datatool.labels import windowed_squared_distance
 
 # torch's BCELoss clamps each log term at -100 so that a confident wrong pixel
 # costs 100 instead of infinity; we do the same so both agree.
@@ -240,62 +236,6 @@ def gaussian_kernel(sigma: float, kernel_size: int) -> np.ndarray:
     g = np.exp(-(offsets.astype(np.float64) ** 2) / (2.0 * sigma * sigma))
     kernel = np.outer(g, g)
     return kernel / kernel.sum()
-
-
-def _smallest_uint(max_value: int) -> type[np.unsignedinteger]:
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if max_value <= np.iinfo(dtype).max:
-            return dtype
-    return np.uint64
-
-
-def windowed_squared_distance(truth: np.ndarray, kernel_size: int) -> np.ndarray:
-    """Squared distance to the nearest truth pixel inside the ``k x k`` window.
-
-    ``D(p) = min { |p - q|^2 : truth(q), |py - qy| <= r, |px - qx| <= r }`` with
-    ``r = k // 2``, or ``2 r^2 + 1`` where the window holds no truth pixel.
-
-    Because the window is a square (a product of two intervals) the minimum
-    separates: a row pass finds, per pixel, the horizontal distance ``h`` to the
-    nearest set pixel within ``r`` of the same row, then a column pass takes
-    ``min over |dy| <= r of dy^2 + h(y + dy)^2``. Both passes are O(k) per pixel
-    on small unsigned integers, so the result is exact.
-
-    Returns
-    -------
-    (H, W) unsigned integer ndarray
-    """
-    truth = _check_truth(truth)
-    kernel_size = _check_kernel_size(kernel_size)
-    radius = kernel_size // 2
-    height, width = truth.shape
-    none_in_window = 2 * radius * radius + 1
-    # The column pass adds up to r^2 to the sentinel, which must not overflow.
-    dtype = _smallest_uint(none_in_window + radius * radius)
-
-    # Row pass: h^2 = min over |dx| <= r of dx^2 where truth(y, x + dx), else the
-    # sentinel. Whole-array minimum/add on uint8 beat masked writes several-fold.
-    on_line = np.where(truth, dtype(0), dtype(none_in_window))
-    horizontal_sq = on_line.copy()
-    candidate = np.empty_like(on_line)
-    for dx in range(1, min(radius, width - 1) + 1):
-        candidate[:, : width - dx] = on_line[:, dx:]
-        candidate[:, width - dx :] = none_in_window
-        np.minimum(candidate[:, dx:], on_line[:, : width - dx], out=candidate[:, dx:])
-        candidate += dtype(dx * dx)
-        np.minimum(horizontal_sq, candidate, out=horizontal_sq)
-
-    padded_cols = np.pad(horizontal_sq, ((radius, radius), (0, 0)), constant_values=none_in_window)
-    squared = padded_cols[radius : radius + height].copy()
-    for dy in range(1, radius + 1):
-        np.minimum(
-            padded_cols[radius + dy : radius + dy + height],
-            padded_cols[radius - dy : radius - dy + height],
-            out=candidate,
-        )
-        candidate += dtype(dy * dy)
-        np.minimum(squared, candidate, out=squared)
-    return squared
 
 
 def gaussian_spread(truth: np.ndarray, sigma: float = 3.0, kernel_size: int = 15) -> np.ndarray:
@@ -522,165 +462,3 @@ def tolerance_prf(
         recall = _count_within(truth_line, pred_line, float(tolerance)) / n_truth
     f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
     return PRF(precision, recall, f1)
-
-
-# --------------------------------------------------------------------------- all scores
-
-
-class ScoreParams(BaseModel):
-    """Parameters of the scores computed by :func:`score`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    sigma: float = Field(3.0, gt=0, description="Standard deviation of the Gaussian loss, px.")
-    kernel_size: int = Field(15, ge=1, description="Window side of the Gaussian loss, px (odd).")
-    tophat_kernel_size: int = Field(
-        3,
-        ge=1,
-        description="Side of the square the truth is dilated by for the top-hat loss (odd).",
-    )
-    tolerance: float = Field(
-        2.0, ge=0, description="Distance in px within which a centre-line pixel counts as matched."
-    )
-    matching: Matching = Field(
-        "nearest",
-        description=(
-            "'nearest': a pixel is matched if any pixel of the other line is within tolerance; "
-            "'one-to-one': each pixel can be matched at most once (Berkeley benchmark)."
-        ),
-    )
-
-    @field_validator("kernel_size", "tophat_kernel_size")
-    @classmethod
-    def _odd(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError(f"must be odd, got {value}")
-        return value
-
-
-class Scores(BaseModel):
-    """Every score of one prediction against its truth (losses: lower is better)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    bce: float = Field(description="Binary cross-entropy, mean over pixels (lower is better).")
-    tophat: float = Field(description="Top-hat loss in [-1, 1] (lower is better).")
-    gaussian: float = Field(description="Normalized Gaussian loss in [-1, 1] (lower is better).")
-    precision: float = Field(description="Share of predicted centre line near the truth.")
-    recall: float = Field(description="Share of the truth centre line found by the prediction.")
-    f1: float = Field(description="Harmonic mean of precision and recall.")
-    params: ScoreParams = Field(description="Parameters the scores were computed with.")
-
-
-class ScoredPrediction(Scores):
-    """The scores of one prediction file, as ``datatool score --json`` prints them."""
-
-    prediction: str = Field(description="Path of the prediction image.")
-    truth: str = Field(description="Path of the label image it was scored against.")
-
-
-def score(pred: np.ndarray, truth: np.ndarray, params: ScoreParams | None = None) -> Scores:
-    """Compute BCE, the top-hat and Gaussian losses and the tolerance P/R/F1.
-
-    Parameters
-    ----------
-    pred : (H, W) float ndarray in [0, 1]
-    truth : (H, W) bool ndarray (or 0/1)
-    params : ScoreParams, optional
-        Defaults to ``ScoreParams()``.
-
-    Returns
-    -------
-    Scores
-    """
-    params = params or ScoreParams()
-    pred, truth = _check_pair(pred, truth)
-    prf = tolerance_prf(pred, truth, params.tolerance, params.matching)
-    return Scores(
-        bce=bce(pred, truth),
-        tophat=tophat_loss(pred, truth, params.tophat_kernel_size),
-        gaussian=gaussian_loss(pred, truth, params.sigma, params.kernel_size),
-        precision=prf.precision,
-        recall=prf.recall,
-        f1=prf.f1,
-        params=params,
-    )
-
-
-# --------------------------------------------------------------------------- files
-
-
-def read_binary_truth(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a label image as ``(H, W)`` bool, refusing one that is not black and white.
-
-    Raises
-    ------
-    DatatoolError
-        More than 0.5 % of the pixels lie strictly between black and white (a
-        resized or antialiased tracing, or not a label at all), or the file
-        cannot be read.
-    """
-    from datatool import io
-
-    decoded = io.read_image(path)
-    pixels = decoded.pixels
-    grey_share = float(np.mean((pixels > 0) & (pixels < decoded.max_value))) if pixels.size else 0
-    if grey_share > NON_BINARY_TRUTH_LIMIT:
-        raise DatatoolError(
-            f"{path}: label is not binary: {grey_share:.1%} of pixels are grey, "
-            f"expected at most {NON_BINARY_TRUTH_LIMIT:.1%} (black background, white lines)"
-        )
-    # The same threshold as io.read_truth: > 127 on the 8-bit scale.
-    return pixels > (127 if decoded.max_value == 255 else 127 * 257)
-
-
-def score_files(
-    prediction_paths: Sequence[str | os.PathLike[str]],
-    truth_path: str | os.PathLike[str],
-    params: ScoreParams | None = None,
-    overlay_dir: str | os.PathLike[str] | None = None,
-) -> list[ScoredPrediction]:
-    """Score prediction images (value / 255) against one label image.
-
-    Parameters
-    ----------
-    prediction_paths : sequence of path-like
-        Greyscale prediction images, scaled to [0, 1] by their type's maximum.
-    truth_path : path-like
-        Label image, white lines on black (see :func:`read_binary_truth`).
-    params : ScoreParams, optional
-    overlay_dir : path-like, optional
-        If given, the overlays of :func:`datatool.evaluate.overlays.write_overlays`
-        are written there, named after each prediction.
-
-    Returns
-    -------
-    list of ScoredPrediction
-        In the order of ``prediction_paths``.
-
-    Raises
-    ------
-    DatatoolError
-        A file cannot be read, the label is not binary, or sizes differ.
-    """
-    from datatool import io
-
-    params = params or ScoreParams()
-    truth = read_binary_truth(truth_path)
-    results = []
-    for path in prediction_paths:
-        pred = io.read_grey_float(path)
-        if pred.shape != truth.shape:
-            raise DatatoolError(
-                f"{path}: prediction is {pred.shape[1]}x{pred.shape[0]} px but the label "
-                f"{truth_path} is {truth.shape[1]}x{truth.shape[0]} px"
-            )
-        scores = score(pred, truth, params)
-        results.append(
-            ScoredPrediction(prediction=str(path), truth=str(truth_path), **dict(scores))
-        )
-        if overlay_dir is not None:
-            from datatool.evaluate.overlays import write_overlays
-
-            write_overlays(overlay_dir, Path(path).stem, pred, truth, params)
-    return results

@@ -1,0 +1,1 @@
+"""Scoring without torch: losses, tolerance precision/recall/F1, overlays and result rows."""

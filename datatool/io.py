@@ -235,7 +235,7 @@ def encode_png(pixels: np.ndarray) -> bytes:
     -------
     bytes
 
-    >>> encode_png(np.zeros((2, 2), bool))[:8] == b"\x89PNG\r\n\x1a\n"
+    >>> encode_png(np.zeros((2, 2), bool)).startswith(bytes([0x89]) + b"PNG")
     True
     """
     import io as _io

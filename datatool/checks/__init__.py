@@ -173,8 +173,11 @@ class SampleData:
 
 @dataclass
 class DatasetData:
-    """What dataset-level checks see: the layout, every pair's stats and extras,
-    and every sample's extras (keyed by the sample's aligned/ folder)."""
+    """What dataset-level checks see.
+
+    The layout, every pair's stats and extras, and every sample's extras (keyed
+    by the sample's aligned/ folder).
+    """
 
     layout: DatasetLayout
     pairs: list[tuple[PairStats, dict[str, Any]]]

@@ -50,15 +50,20 @@ def report(
     from datatool.checks import CheckOptions
     from datatool.cli._progress import progress_bar
     from datatool.errors import UsageError
-    from datatool.evaluate.reporting import build_report
-    from datatool.report import write_report
+    from datatool.report import build_report, write_report
 
-    sweep_options = None
+    models = {}
     if checkpoints is not None:
+        # Only a report with checkpoints loads the sweep (and torch).
+        from datatool.evaluate.reporting import build_report
         from datatool.metrics.results import SweepOptions
 
         try:
-            sweep_options = SweepOptions(resolution=resolution, device=device)
+            models = dict(
+                checkpoints=checkpoints,
+                sweep_options=SweepOptions(resolution=resolution, device=device),
+                eval_split=eval_split,
+            )
         except ValidationError as exc:
             problems = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
             raise UsageError(f"invalid option: {problems}") from None
@@ -68,8 +73,7 @@ def report(
     with progress_bar("checking samples") as progress:
         result, figures = build_report(
             root, options, samples=samples, seed=seed, max_flagged=max_flagged,
-            checkpoints=checkpoints, sweep_options=sweep_options, eval_split=eval_split,
-            progress=progress,
+            progress=progress, **models,
         )  # fmt: skip
     written = write_report(result, figures, out, json_path=json_path, markdown_path=markdown)
     s = result.check.summary

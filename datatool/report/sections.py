@@ -289,8 +289,10 @@ def _findings_by_path(report: Report) -> dict[str, list[Finding]]:
 def choose_pictures(
     report: Report, samples: int, seed: int, max_flagged: int
 ) -> tuple[list[PictureEntry], int]:
-    """Pairs to picture: every flagged pair, worst first and misaligned first among equals,
-    then ``samples`` clean pairs drawn at random with ``seed``.
+    """Pairs to picture, in page order.
+
+    Every flagged pair, worst first and misaligned first among equals, then
+    ``samples`` clean pairs drawn at random with ``seed``.
 
     Returns the entries in page order and the number of flagged pairs left out.
     """
@@ -330,8 +332,11 @@ def _read(root: Path, rel: str | None) -> io.DecodedImage | None:
 
 
 def pair_figures(root: Path, entry: PictureEntry) -> list[Figure]:
-    """The image with its label in red; for a misaligned pair also the label moved by the
-    offset the alignment check found (green), so the person sees that it then fits."""
+    """The image with its label in red.
+
+    For a misaligned pair also the label moved by the offset the alignment check
+    found (green), so the person sees that it then fits.
+    """
     image = _read(root, entry.image)
     label = _read(root, entry.label)
     lines = labels.line_mask(label.pixels) if label is not None else None

@@ -164,6 +164,7 @@ class TopHatLoss(nn.Module):
         return _reduce(pred, reward, self.reduction)
 
     def extra_repr(self) -> str:
+        """Arguments shown by ``repr``."""
         return f"kernel_size={self.kernel_size}, reduction={self.reduction!r}"
 
 
@@ -199,4 +200,5 @@ class GaussianLoss(nn.Module):
         return _reduce(pred, reward, self.reduction)
 
     def extra_repr(self) -> str:
+        """Arguments shown by ``repr``."""
         return f"sigma={self.sigma}, kernel_size={self.kernel_size}, reduction={self.reduction!r}"

@@ -114,6 +114,9 @@ def finding(
     )
 
 
+_UNMEASURED = object()
+
+
 @dataclass
 class PairData:
     """One pair as the pair and sample checks see it: decoded once, per worker.
@@ -128,6 +131,10 @@ class PairData:
     stats: PairStats
     extras: dict[str, Any] = field(default_factory=dict)
     _mask: np.ndarray | None = None
+    _line_width: float | None | object = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._line_width = _UNMEASURED
 
     @property
     def label_mask(self) -> np.ndarray | None:
@@ -138,6 +145,19 @@ class PairData:
             pixels = self.label.pixels
             self._mask = labels.label_lines(pixels)
         return self._mask
+
+    @property
+    def line_width(self) -> float | None:
+        """Estimated stroke width of the label's lines in px, measured once; None if unknown.
+
+        None without a label, for an empty label, or for one that is mostly
+        white (an inverted label, whose "width" would be the background's).
+        """
+        if self._line_width is _UNMEASURED:
+            mask = self.label_mask
+            usable = mask is not None and mask.any() and not labels.is_inverted(self.label.pixels)
+            self._line_width = labels.estimate_line_width(mask) if usable else None
+        return self._line_width
 
 
 @dataclass

@@ -73,7 +73,7 @@ class Located:
 
 
 def _width_of(pair: PairData, options: CheckOptions) -> int:
-    width = pair.stats.line_width
+    width = pair.line_width
     if width is None or not math.isfinite(width):
         return options.line_width
     return int(np.clip(round(width), 1, 15))

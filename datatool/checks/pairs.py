@@ -80,7 +80,7 @@ def label_quality(pair: PairData, options: CheckOptions) -> Iterator[Finding]:
         pair.stats.grains = 0
         pair.stats.untraced_fraction = 1.0
         return
-    width = labels.estimate_line_width(mask)
+    width = pair.line_width
     pair.stats.line_width = round(width, 2) if width is not None else None
     if width is not None and abs(width - options.line_width) > options.line_width_tolerance:
         yield finding(

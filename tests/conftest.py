@@ -20,6 +20,12 @@ def sample_tree(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def tree(sample_tree: Path) -> Path:
+    """The sample tree, under the name the alignment and leakage tests use."""
+    return sample_tree
+
+
+@pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str]):
     """Run ``datatool ARGS...`` in-process; return (exit code, stdout, stderr)."""
     from datatool.cli import main

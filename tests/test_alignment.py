@@ -16,16 +16,7 @@ from datatool.check import run_check
 from datatool.checks import CheckOptions
 from datatool.crop import cut, resize_image
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE_TREE = REPO / "fixtures" / "training_validation_data"
 STRIP = 24  # the fixture's scale-bar strip (synth.write_tree)
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    dest = tmp_path / "training_validation_data"
-    shutil.copytree(FIXTURE_TREE, dest)
-    return dest
 
 
 def _aligned(tree: Path, sample_id: str) -> Path:

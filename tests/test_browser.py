@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.test_report import (
     DEFECT_LABEL,
     DEFECT_NAME,
@@ -31,7 +32,6 @@ from tests.test_report import (
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 SKIP_REASON = "headless Chromium not installed (apt-get install chromium chromium-driver); "
 SKIP_REASON += ".ci/run installs it"

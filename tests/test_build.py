@@ -29,9 +29,8 @@ from datatool.check import run_check
 from datatool.checks import CheckOptions
 from datatool.crop import cut
 from datatool.errors import DatatoolError, UsageError
+from tests.conftest import FIXTURE_TREE
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE_TREE = REPO / "fixtures" / "training_validation_data"
 STRIP = 24  # the synthetic originals carry a 24-px scale bar at the bottom (datatool.synth)
 
 

@@ -13,17 +13,8 @@ from datatool.check import run_check
 from datatool.checks import CheckOptions
 from datatool.checks.leakage import _Item, dhash, fingerprint, near_identical_pairs, thumbnail
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE_TREE = REPO / "fixtures" / "training_validation_data"
 T = "training/0101_training/aligned"
 V = "validation/0201_validation/aligned"
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    dest = tmp_path / "training_validation_data"
-    shutil.copytree(FIXTURE_TREE, dest)
-    return dest
 
 
 def _copy_pair(tree: Path, source: str, dest: str) -> None:

@@ -23,9 +23,7 @@ from datatool.merge import (
     parse_split,
     verify,
 )
-
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE_TREE = REPO / "fixtures" / "training_validation_data"
+from tests.conftest import FIXTURE_TREE
 
 # Pairs of the fixture copied byte for byte into the "new" flat set, and re-encoded.
 COPIED = ["0101_1_3", "0101_2_4", "0102_2_3", "0201_1_4"]

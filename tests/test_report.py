@@ -24,9 +24,8 @@ from datatool.evaluate.reporting import build_report
 from datatool.labels import process_tracing
 from datatool.report import write_report
 from datatool.report.plots import label_overlay, shift_mask
+from tests.conftest import FIXTURE_TREE, REPO
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE_TREE = REPO / "fixtures" / "training_validation_data"
 SCHEMA = REPO / "schemas" / "quality-report.schema.json"
 
 #: The injected defect: label of 0101_1_1 (box (0, 0, 128, 128)) cut at box + OFFSET.

@@ -27,6 +27,14 @@ def score(
         Path | None, typer.Option("--overlay", help="Write overlay PNGs into this folder.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead.")] = False,
+    invert_truth: Annotated[
+        bool | None,
+        typer.Option(
+            "--invert-truth/--no-invert-truth",
+            help="Invert the truth (black lines on white). Default: automatic when its white "
+            "covers most of the image, said on stderr.",
+        ),
+    ] = None,
 ) -> None:
     """Score predictions against a label; lower losses and higher P/R/F1 are better."""
     from pydantic import ValidationError
@@ -48,7 +56,11 @@ def score(
             f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()
         )
         raise UsageError(f"invalid option: {problems}") from None
-    results = score_files(predictions, truth, params, overlay_dir=overlay)
+    results = score_files(
+        predictions, truth, params, overlay_dir=overlay, invert_truth=invert_truth
+    )
+    for note in dict.fromkeys(n for r in results for n in r.notes):
+        typer.echo(f"note: {note}", err=True)
     if as_json:
         import json
 

@@ -117,6 +117,11 @@ class ScoredPrediction(ScoreRow):
 
     prediction: str = Field(description="Path of the prediction image.")
     truth: str = Field(description="Path of the label image it was scored against.")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What was done to the inputs or looks wrong with them (an inverted truth "
+        "or prediction), one sentence each.",
+    )
 
 
 def score(

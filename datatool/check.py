@@ -22,9 +22,9 @@ from datatool.checks import (
     PairData,
     SampleData,
     checks_for,
-    unreadable,
+    decode_file,
+    once_per_run,
 )
-from datatool.errors import ImageReadError
 from datatool.findings import Finding, PairStats, Report
 from datatool.layout import DatasetLayout, PairEntry, SampleEntry, scan
 
@@ -35,19 +35,17 @@ UnitResult = tuple[
 ]
 
 
-def _decode(root: Path, rel: str | None, findings: list[Finding]) -> io.DecodedImage | None:
-    if rel is None:
-        return None
-    try:
-        return io.read_image(root / rel)
-    except ImageReadError as exc:
-        findings.append(unreadable(rel, exc.reason))
-        return None
+def _decode(
+    root: Path, rel: str | None, findings: list[Finding], role: io.Role, max_pixels: int
+) -> io.DecodedImage | None:
+    return decode_file(root, rel, findings, role=role, max_pixels=max_pixels)
 
 
-def _pair_data(root: Path, entry: PairEntry, findings: list[Finding]) -> PairData:
-    image = _decode(root, entry.image, findings)
-    label = _decode(root, entry.label, findings)
+def _pair_data(
+    root: Path, entry: PairEntry, findings: list[Finding], max_pixels: int
+) -> PairData:
+    image = _decode(root, entry.image, findings, "image", max_pixels)
+    label = _decode(root, entry.label, findings, "label", max_pixels)
     stats = PairStats(
         image=entry.image,
         label=entry.label,
@@ -71,13 +69,15 @@ def check_unit(
     """
     root_path = Path(root)
     findings: list[Finding] = []
-    datas = [_pair_data(root_path, entry, findings) for entry in pairs]
+    datas = [_pair_data(root_path, entry, findings, options.max_pixels) for entry in pairs]
     for data in datas:
         for check in checks_for("pair", options):
             findings.extend(check.func(data, options))
     sample_extras = None
     if sample is not None:
-        sample_data = SampleData(entry=sample, root=root_path, pairs=datas)
+        sample_data = SampleData(
+            entry=sample, root=root_path, pairs=datas, max_pixels=options.max_pixels
+        )
         # Originals and the tracing must decode, whatever the other checks need.
         for fov in sorted(sample.originals):
             sample_data.original(fov)
@@ -143,7 +143,7 @@ def run_check(
     """
     options = options or CheckOptions()
     started = time.perf_counter()
-    layout = layout or scan(root)
+    layout = layout or scan(root, follow_links=options.follow_links)
     findings: list[Finding] = []
     for check in checks_for("structure", options):
         findings.extend(check.func(layout, options))
@@ -157,6 +157,7 @@ def run_check(
     dataset = DatasetData(layout=layout, pairs=collected, samples=samples)
     for check in checks_for("dataset", options):
         findings.extend(check.func(dataset, options))
+    findings = once_per_run(findings)
     files = sum(bool(p.image) + bool(p.label) for p in layout.pairs) + sum(
         len(s.originals) + (s.tracing is not None) for s in layout.samples
     )

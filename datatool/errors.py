@@ -25,9 +25,16 @@ class UsageError(DatatoolError):
 
 
 class ImageReadError(DatatoolError):
-    """An image file cannot be decoded (missing, zero bytes, truncated, not an image)."""
+    """An image file cannot be decoded (missing, zero bytes, truncated, not an image).
 
-    def __init__(self, path: object, reason: str) -> None:
+    ``code`` is the finding code a check reports it under: ``"unreadable"`` by
+    default, ``"too-large"`` (over the pixel budget), ``"not-regular-file"``
+    (a FIFO, a device), ``"bad-values"`` (NaN, negative or unscaled values) or
+    ``"ambiguous-alpha"``.
+    """
+
+    def __init__(self, path: object, reason: str, code: str = "unreadable") -> None:
         self.path = str(path)
         self.reason = reason
+        self.code = code
         super().__init__(f"{path}: {reason}")

@@ -124,6 +124,10 @@ class LayoutIssue(BaseModel):
         "missing-aligned",
         "empty-folder",
         "ambiguous-name",
+        "unsafe-name",
+        "unreadable-folder",
+        "outside-link",
+        "followed-link",
     ] = Field(description="What kind of structural issue it is.")
     path: str = Field(description="The path concerned, relative to the root.")
     detail: str = Field(description="A sentence for a person.")
@@ -165,13 +169,42 @@ class DatasetLayout(BaseModel):
 
 
 class _Scanner:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, follow_links: bool = False) -> None:
         self.root = root
+        self.follow_links = follow_links
         self.ignored: list[str] = []
         self.issues: list[LayoutIssue] = []
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
+
+    def _keep(self, entry: os.DirEntry) -> bool:
+        """Record odd names and links leaving the root; False for entries not to read."""
+        path = Path(entry.path)
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in entry.name):
+            self.issue(
+                "unsafe-name",
+                path,
+                f"the name {entry.name!r} contains a newline or control character; file "
+                "lists and training loaders split on it: rename it",
+            )
+        if not entry.is_symlink():
+            return True
+        target = Path(os.path.realpath(entry.path))
+        if target == self.root or target.is_relative_to(self.root):
+            return True
+        if self.follow_links:
+            self.issue(
+                "followed-link", path, f"symbolic link to {target}, outside the root: read only"
+            )
+            return True
+        self.issue(
+            "outside-link",
+            path,
+            f"symbolic link to {target}, outside the root: not read (--follow-links reads "
+            "through it; nothing is ever written through it)",
+        )
+        return False
 
     def issue(self, kind: str, path: Path, detail: str) -> None:
         self.issues.append(LayoutIssue(kind=kind, path=self.rel(path), detail=detail))
@@ -179,13 +212,29 @@ class _Scanner:
     def entries(self, folder: Path) -> list[os.DirEntry]:
         """Children of ``folder`` without litter (counted), naturally sorted."""
         kept = []
-        with os.scandir(folder) as it:
-            for entry in it:
-                if is_litter(entry.name):
-                    self.ignored.append(self.rel(Path(entry.path)))
-                else:
-                    kept.append(entry)
+        try:
+            with os.scandir(folder) as it:
+                for entry in it:
+                    if is_litter(entry.name):
+                        self.ignored.append(self.rel(Path(entry.path)))
+                    elif self._keep(entry):
+                        kept.append(entry)
+        except OSError as exc:
+            self.issue(
+                "unreadable-folder",
+                folder,
+                f"cannot list this folder ({exc.strerror or exc}); nothing in it is checked",
+            )
         return sorted(kept, key=lambda e: _natural_key(e.name))
+
+    def dir_ok(self, path: Path) -> bool:
+        """A folder to read: it exists and is no link leaving the root (unless followed)."""
+        if not path.is_dir():
+            return False
+        if self.follow_links or not path.is_symlink():
+            return True
+        target = Path(os.path.realpath(path))
+        return target == self.root or target.is_relative_to(self.root)
 
     def image_files(self, folder: Path) -> dict[str, Path]:
         """Image files of ``folder`` by stem; other files are unexpected."""
@@ -205,13 +254,13 @@ class _Scanner:
                 )
             else:
                 by_stem[path.stem] = path
-        if not by_stem and not any(True for _ in folder.iterdir()):
+        if not by_stem and _is_empty(folder):
             self.issue("empty-folder", folder, "empty folder")
         return by_stem
 
     def pairs(self, folder: Path, split: str | None, sample_id: str | None) -> list[PairEntry]:
-        images = self.image_files(folder / IMAGE_DIR) if (folder / IMAGE_DIR).is_dir() else {}
-        labels = self.image_files(folder / LABEL_DIR) if (folder / LABEL_DIR).is_dir() else {}
+        images = self.image_files(folder / IMAGE_DIR) if self.dir_ok(folder / IMAGE_DIR) else {}
+        labels = self.image_files(folder / LABEL_DIR) if self.dir_ok(folder / LABEL_DIR) else {}
         out = []
         for stem in sorted(set(images) | set(labels), key=_natural_key):
             parsed = parse_crop_stem(stem, sample_id)
@@ -252,6 +301,8 @@ class _Scanner:
         if not aligned.is_dir():
             self.issue("missing-aligned", folder, f"no {ALIGNED_DIR}/ folder in the sample")
             return None
+        if not self.dir_ok(aligned):
+            return None  # a link leaving the root, recorded as outside-link
         sample = SampleEntry(id=sample_id, split=split, folder=self.rel(aligned))
         original = re.compile(re.escape(sample_id) + r"_(\d+)")
         for entry in self.entries(aligned):
@@ -285,6 +336,14 @@ class _Scanner:
         return sample
 
 
+def _is_empty(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as it:
+            return not any(True for _ in it)
+    except OSError:
+        return False  # reported as unreadable-folder by the scan
+
+
 def _holds_flat_pairs(folder: Path) -> bool:
     return (folder / IMAGE_DIR).is_dir() or (folder / LABEL_DIR).is_dir()
 
@@ -293,7 +352,7 @@ def _natural_key(name: str) -> list[object]:
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
 
 
-def scan(root: str | os.PathLike[str]) -> DatasetLayout:
+def scan(root: str | os.PathLike[str], *, follow_links: bool = False) -> DatasetLayout:
     """Read a dataset folder into a :class:`DatasetLayout` (paths only, no pixels).
 
     Parameters
@@ -301,6 +360,12 @@ def scan(root: str | os.PathLike[str]) -> DatasetLayout:
     root : path-like
         A tree (``<split>/<id>_<split>/aligned/...``) or a flat set (``image/`` and
         ``label/`` side by side).
+    follow_links : bool
+        Keep symbolic links whose target lies outside ``root`` (recorded as
+        ``followed-link``); by default they are left out and recorded as
+        ``outside-link``. Folders that cannot be listed are recorded as
+        ``unreadable-folder``; names with a newline or control character as
+        ``unsafe-name``.
 
     Raises
     ------
@@ -313,7 +378,7 @@ def scan(root: str | os.PathLike[str]) -> DatasetLayout:
     if not root_path.is_dir():
         raise UsageError(f"{root}: not a folder")
     root_path = root_path.resolve()
-    scanner = _Scanner(root_path)
+    scanner = _Scanner(root_path, follow_links)
     layout = DatasetLayout(root=str(root_path), kind="tree")
     top = scanner.entries(root_path)
     top_dirs = [e for e in top if e.is_dir()]
@@ -360,3 +425,101 @@ def scan(root: str | os.PathLike[str]) -> DatasetLayout:
     layout.ignored = scanner.ignored
     layout.issues = scanner.issues
     return layout
+
+
+_IMAGE_FOLDER_NAMES = ("images", "imgs", "img", "input", "inputs", "micrographs", "raw")
+_LABEL_FOLDER_NAMES = ("masks", "mask", "labels", "annotations", "gt", "ground_truth", "traces")
+_LABEL_NAME_ENDINGS = ("_mask", "_label", "_labels", "_gt", "_trace", "_seg")
+LOOKED_FOR = (
+    "<split>/<id>_<split>/aligned/image/ + label/ (tree) or image/ + label/ (flat set), "
+    "with the same file names on both sides"
+)
+
+
+def _listing(folder: Path) -> tuple[list[str], list[str]]:
+    """Visible sub-folder names and image file names of ``folder`` (empty when unreadable)."""
+    try:
+        with os.scandir(folder) as it:
+            entries = [e for e in it if not is_litter(e.name)]
+    except OSError:
+        return [], []
+    dirs = sorted(e.name for e in entries if e.is_dir())
+    images = sorted(e.name for e in entries if not e.is_dir() and is_image_name(e.name))
+    return dirs, images
+
+
+def _stems(folder: Path) -> set[str]:
+    return {Path(name).stem for name in _listing(folder)[1]}
+
+
+def diagnose_empty(root: str | os.PathLike[str]) -> str:
+    """Say why a folder yields no image/label pair: what was looked for, what was seen, advice.
+
+    Knows the usual mistakes: ``images/`` + ``masks/`` instead of ``image/`` +
+    ``label/``, a flat folder of image files, the folder above
+    ``training_validation_data``, label names with a ``_mask`` ending, and a
+    tree whose crops are not built yet.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     (Path(d) / "images").mkdir(); (Path(d) / "masks").mkdir()
+    ...     "name them image/ and label/" in diagnose_empty(d)
+    True
+    """
+    root_path = Path(root)
+    dirs, images = _listing(root_path)
+    lower = {d.lower(): d for d in dirs}
+    seen = ", ".join([f"{d}/" for d in dirs[:6]] + images[:3]) or "nothing"
+    if len(dirs) + len(images) > 9:
+        seen += f", ... ({len(dirs)} folders, {len(images)} image files)"
+    head = f"no image/label pairs in {root}: looked for {LOOKED_FOR}; found {seen}"
+    if "training_validation_data" in dirs:
+        return f"{head}: did you mean {root_path / 'training_validation_data'}?"
+    image_dir = next((lower[n] for n in _IMAGE_FOLDER_NAMES if n in lower), None)
+    label_dir = next((lower[n] for n in _LABEL_FOLDER_NAMES if n in lower), None)
+    if IMAGE_DIR in dirs and label_dir and LABEL_DIR not in dirs:
+        image_dir = IMAGE_DIR
+    if image_dir and label_dir and (image_dir, label_dir) != (IMAGE_DIR, LABEL_DIR):
+        return f"{head}: found {image_dir}/ and {label_dir}/: name them image/ and label/"
+    if IMAGE_DIR in dirs and LABEL_DIR in dirs:
+        return f"{head}: {_mismatch_advice(root_path / IMAGE_DIR, root_path / LABEL_DIR)}"
+    if images and not dirs:
+        return (
+            f"{head}: a flat folder of {len(images)} image file(s): put the micrographs in "
+            "image/ and each label, under the same file name, in label/"
+        )
+    trees = _unbuilt_samples(root_path, dirs)
+    if trees:
+        return (
+            f"{head}: {trees} sample folder(s) hold originals but no crops yet: run "
+            f"`datatool build {root}`"
+        )
+    return f"{head}: arrange the files as image/ + label/, or as the tree shown in the README"
+
+
+def _mismatch_advice(image_dir: Path, label_dir: Path) -> str:
+    images, labels = _stems(image_dir), _stems(label_dir)
+    if not images or not labels:
+        empty = "image/" if not images else "label/"
+        return f"{empty} holds no image file (.png, .tif, .tiff)"
+    for ending in _LABEL_NAME_ENDINGS:
+        stripped = {s[: -len(ending)] for s in labels if s.endswith(ending)}
+        if stripped and stripped & images:
+            return (
+                f"file names in label/ end in {ending} (e.g. {sorted(stripped & images)[0]}"
+                f"{ending}): labels are matched by the same name in label/; rename them "
+                "without the ending"
+            )
+    return (
+        f"no file name appears in both image/ ({len(images)} files) and label/ "
+        f"({len(labels)} files): labels are matched by the same name in label/"
+    )
+
+
+def _unbuilt_samples(root: Path, dirs: list[str]) -> int:
+    count = 0
+    for split in dirs:
+        for sample in _listing(root / split)[0]:
+            if _listing(root / split / sample / ALIGNED_DIR)[1]:
+                count += 1
+    return count

@@ -60,6 +60,14 @@ class CheckOptions(BaseModel):
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Worker processes."
     )
     strict: bool = Field(default=False, description="Warnings fail the check too.")
+    max_pixels: int = Field(
+        default=io.DEFAULT_MAX_PIXELS,
+        ge=1,
+        description="Pixel budget per image; larger files are refused from their header.",
+    )
+    follow_links: bool = Field(
+        default=False, description="Read through symbolic links that leave the root."
+    )
 
 
 @dataclass(frozen=True)
@@ -169,26 +177,25 @@ class SampleData:
     pairs: list[PairData]
     findings: list[Finding] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    max_pixels: int = io.DEFAULT_MAX_PIXELS
     _cache: dict[str, io.DecodedImage | None] = field(default_factory=dict)
 
-    def _load(self, rel: str | None) -> io.DecodedImage | None:
+    def _load(self, rel: str | None, role: io.Role) -> io.DecodedImage | None:
         if rel is None:
             return None
         if rel not in self._cache:
-            try:
-                self._cache[rel] = io.read_image(self.root / rel)
-            except ImageReadError as exc:
-                self._cache[rel] = None
-                self.findings.append(unreadable(rel, exc.reason))
+            self._cache[rel] = decode_file(
+                self.root, rel, self.findings, role=role, max_pixels=self.max_pixels
+            )
         return self._cache[rel]
 
     def original(self, fov: int) -> io.DecodedImage | None:
         """The decoded original of field of view ``fov`` (None if absent or unreadable)."""
-        return self._load(self.entry.originals.get(fov))
+        return self._load(self.entry.originals.get(fov), "image")
 
     def tracing(self) -> io.DecodedImage | None:
-        """The decoded original tracing (None if absent or unreadable)."""
-        return self._load(self.entry.tracing)
+        """The decoded original tracing, alpha read as drawn (None if absent or unreadable)."""
+        return self._load(self.entry.tracing, "tracing")
 
 
 @dataclass
@@ -204,9 +211,59 @@ class DatasetData:
     samples: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def unreadable(rel: str, reason: str) -> Finding:
-    """The finding for a file that cannot be decoded."""
-    return finding("error", "unreadable", "files", rel, f"cannot read image: {reason}")
+def unreadable(rel: str, reason: str, code: str = "unreadable") -> Finding:
+    """The finding for a file that cannot be decoded (``code`` from the ImageReadError)."""
+    return finding("error", code, "files", rel, f"cannot read image: {reason}")
+
+
+def decode_file(
+    root: Path,
+    rel: str | None,
+    findings: list[Finding],
+    *,
+    role: io.Role = "image",
+    max_pixels: int = io.DEFAULT_MAX_PIXELS,
+) -> io.DecodedImage | None:
+    """Decode ``root / rel`` once; append its read problem or decoding notes to ``findings``.
+
+    Returns ``None`` (after appending an error finding) when the file cannot be
+    decoded: too large, not a regular file, corrupt, unscaled values.
+    """
+    if rel is None:
+        return None
+    try:
+        decoded = io.read_image(root / rel, role=role, max_pixels=max_pixels)
+    except ImageReadError as exc:
+        findings.append(unreadable(rel, exc.reason, exc.code))
+        return None
+    for note in decoded.notes:
+        findings.append(finding(note.severity, note.code, "files", rel, note.message))
+    return decoded
+
+
+ONCE_PER_RUN = ("reduced-precision",)
+"""Codes said once per run (one finding naming the first file, the others as related)."""
+
+
+def once_per_run(findings: list[Finding], *, max_related: int = 20) -> list[Finding]:
+    """Fold the findings whose code is in :data:`ONCE_PER_RUN` into one finding per code."""
+    kept = [f for f in findings if f.code not in ONCE_PER_RUN]
+    for code in ONCE_PER_RUN:
+        same = sorted((f for f in findings if f.code == code), key=lambda f: f.path)
+        if not same:
+            continue
+        first = same[0]
+        more = f" and {len(same) - 1} other file(s)" if len(same) > 1 else ""
+        kept.append(
+            first.model_copy(
+                update={
+                    "message": f"{first.message} ({first.path}{more})",
+                    "measured": len(same),
+                    "related": [f.path for f in same[1 : 1 + max_related]],
+                }
+            )
+        )
+    return kept
 
 
 _LOADED = False

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 from datatool.checks import CheckOptions, finding, register
 from datatool.findings import Finding
-from datatool.layout import DatasetLayout
+from datatool.layout import DatasetLayout, diagnose_empty, parse_crop_stem
 
 _LAYOUT_SEVERITY = {
     "unexpected-file": "warning",
@@ -15,6 +17,10 @@ _LAYOUT_SEVERITY = {
     "empty-folder": "warning",
     "missing-aligned": "error",
     "ambiguous-name": "error",
+    "unsafe-name": "error",
+    "unreadable-folder": "error",
+    "outside-link": "error",
+    "followed-link": "info",
 }
 
 
@@ -33,8 +39,8 @@ def layout_issues(layout: DatasetLayout, options: CheckOptions) -> Iterator[Find
             f"ignored {len(layout.ignored)} hidden or system file(s): {', '.join(names)}",
             measured=len(layout.ignored),
         )
-    if not layout.pairs:
-        yield finding("warning", "no-pairs", "layout", ".", "no image/label crop pairs found")
+    if not any(p.image and p.label for p in layout.pairs):
+        yield finding("error", "no-pairs", "layout", ".", diagnose_empty(layout.root))
 
 
 @register("pairing", "structure")
@@ -83,3 +89,45 @@ def originals(layout: DatasetLayout, options: CheckOptions) -> Iterator[Finding]
                     f"original {sample.id}_{pair.fov}.png (fields of view present: {have})",
                     measured=pair.fov,
                 )
+
+
+@register("stale-crops", "structure")
+def stale_crops(layout: DatasetLayout, options: CheckOptions) -> Iterator[Finding]:
+    """Crops whose index no box of the sample's ``crops.json`` made (left from an older plan).
+
+    Hand-made crops of a sample without a plan stay valid; an unreadable plan is
+    reported by ``build``, not here.
+    """
+    for sample in layout.samples:
+        if sample.plan is None:
+            continue
+        boxes = _plan_box_count(layout.path(sample.plan))
+        if boxes is None:
+            continue
+        for pair in sample.pairs:
+            parsed = parse_crop_stem(pair.name, sample.id)
+            if parsed is None or parsed[2] <= boxes:
+                continue
+            for rel in (pair.image, pair.label):
+                if rel is not None:
+                    yield finding(
+                        "warning",
+                        "stale-crop",
+                        "layout",
+                        rel,
+                        f"crop index {parsed[2]} but {sample.plan} has {boxes} box(es): no box "
+                        "of the plan made this crop (left from an older plan?); delete it or "
+                        "restore its box",
+                        measured=parsed[2],
+                        expected=boxes,
+                    )
+
+
+def _plan_box_count(path: Path) -> int | None:
+    """Number of boxes in a crop plan, or ``None`` when it cannot be read as one."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    boxes = data.get("boxes") if isinstance(data, dict) else None
+    return len(boxes) if isinstance(boxes, list) else None

@@ -56,7 +56,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -301,9 +301,26 @@ class MergeOptions(BaseModel):
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Workers.")
 
 
+class SplitShare(BaseModel):
+    """The share of pairs one split got, next to the share asked with ``--split``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    split: str = Field(description="Split name, e.g. 'validation'.")
+    pairs: int = Field(description="Pairs in the split (whole merged set, old pairs included).")
+    share: float = Field(description="pairs / all pairs of the merged set.")
+    asked: float = Field(description="The share asked for (1 - held-out share for training).")
+
+
 @dataclass
 class MergeResult:
-    """What :func:`merge` did: the destination and its manifest (this run's counts)."""
+    """What :func:`merge` did: the destination and its manifest (this run's counts).
+
+    ``warnings`` are sentences for a person: leftovers of an interrupted merge
+    that were cleaned up, a source whose manifest does not match its files, a
+    split whose share is off the one asked. ``split_shares`` is filled with
+    ``--split``.
+    """
 
     dest: Path
     manifest: MergeManifest
@@ -311,6 +328,8 @@ class MergeResult:
     run_duplicates: list[DuplicateRecord]
     run_conflicts: list[ConflictRecord]
     run_refused: list[RefusedRecord]
+    warnings: list[str] = field(default_factory=list)
+    split_shares: list[SplitShare] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -344,6 +363,8 @@ class _Candidate:
     image_content: str = ""
     label_content: str = ""
     problem: str | None = None
+    #: (image, label) sha256 a source's merge manifest records for this pair, if it lists it.
+    recorded: tuple[str, str] | None = None
 
     @property
     def ref(self) -> PairRef:
@@ -367,6 +388,10 @@ def _hash(candidate: _Candidate) -> None:
         candidate.label_sha256 = io.sha256_file(label_path)
     except ImageReadError as exc:
         candidate.problem = f"unreadable: {exc}"
+        return
+    if candidate.recorded not in (None, (candidate.image_sha256, candidate.label_sha256)):
+        # Changed since that merge: the recorded lineage is no longer this pair's.
+        candidate.lineage = [candidate.tag]
 
 
 # --------------------------------------------------------------------------- reading sources
@@ -379,6 +404,7 @@ class _ReadSource:
     info: SourceInfo
     errors: list[str]
     candidates: list[_Candidate] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _load_manifest(root: Path, layout: DatasetLayout) -> MergeManifest | None:
@@ -401,6 +427,8 @@ def _read_source(source: Source, options: MergeOptions) -> _ReadSource:
     from datatool.checks import CheckOptions
 
     layout = scan(source.path)
+    if not layout.pairs:
+        raise DatatoolError(empty_source_message(source, layout))
     root = Path(layout.root)
     report = run_check(
         root,
@@ -420,13 +448,52 @@ def _read_source(source: Source, options: MergeOptions) -> _ReadSource:
         merged_from=manifest.name if manifest else None,
     )
     read = _ReadSource(source, layout, info, errors)
+    if manifest is not None:
+        try:
+            verify(root)
+        except DatatoolError as exc:
+            read.warnings.append(
+                f"source {source.tag}: its merge manifest does not match its files, merged as "
+                f"found; lineage kept only for pairs whose bytes match the manifest ({exc})"
+            )
     for entry in layout.pairs:
-        lineage, group = [source.tag], entry.sample_id or entry.name
+        lineage, group, recorded = [source.tag], entry.sample_id or entry.name, None
         previous = known.get(entry.image)
         if previous is not None and previous.label == entry.label:
             lineage, group = list(previous.lineage), previous.group
-        read.candidates.append(_Candidate(source.tag, entry, root, layout.kind, lineage, group))
+            recorded = (previous.image_sha256, previous.label_sha256)
+        read.candidates.append(
+            _Candidate(source.tag, entry, root, layout.kind, lineage, group, recorded=recorded)
+        )
     return read
+
+
+def empty_source_message(source: Source, layout: DatasetLayout) -> str:
+    """One line for a source without a single image/label pair: what was looked for and seen.
+
+    :func:`datatool.layout.diagnose_empty`, where the layout module offers it,
+    says what the folder looks like instead (its text is appended).
+    """
+    root = Path(layout.root)
+    try:
+        seen = sorted(e.name + ("/" if e.is_dir() else "") for e in os.scandir(root))
+    except OSError:
+        seen = []
+    shown = ", ".join(seen[:8]) + (f" and {len(seen) - 8} more" if len(seen) > 8 else "")
+    message = (
+        f"{source.path}: source {source.tag} has no image/label pairs to merge (looked for a "
+        "tree <split>/<id>_<split>/aligned/image + label/, or a flat set image/ + label/ "
+        f"with files of the same name; saw {shown or 'an empty folder'})"
+    )
+    diagnose = getattr(layout_mod, "diagnose_empty", None)
+    if diagnose is not None:
+        try:
+            hint = diagnose(root)
+        except (TypeError, ValueError, OSError, DatatoolError):
+            hint = None
+        if isinstance(hint, str) and hint:
+            message += f": {hint}"
+    return message
 
 
 def _refusal_message(refused: list[_ReadSource]) -> str:
@@ -608,34 +675,219 @@ def verify(root: Path, expected_input: dict[str, int] | None = None) -> MergeMan
 
 
 @contextlib.contextmanager
-def _staging(dest: Path):
-    """A temporary folder beside ``dest``, removed if anything goes wrong."""
+def _staging(dest: Path) -> Iterator[Path]:
+    """A hidden temporary folder beside ``dest``, removed if anything goes wrong.
+
+    A :class:`_KeptStaging` error means the verified result was moved aside
+    to be kept; everything else removes the folder.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}{_STAGING_INFIX}", dir=dest.parent))
     try:
         yield tmp
+    except _KeptStaging:
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _swap_into_place(tmp: Path, dest: Path) -> None:
-    if not dest.exists():
-        os.rename(tmp, dest)
+# --------------------------------------------------------------------------- beside DEST
+
+_STAGING_INFIX = ".tmp-"
+_RETIRED_INFIX = ".old-"
+
+
+class _KeptStaging(DatatoolError):
+    """The merge could not be put at DEST; its verified result was kept elsewhere."""
+
+
+def lock_path(dest: Path) -> Path:
+    """The lock file a merge into ``dest`` holds: ``.DEST.lock`` beside it."""
+    return dest.parent / f".{dest.name}.lock"
+
+
+@contextlib.contextmanager
+def _exclusive_lock(dest: Path) -> Iterator[None]:
+    """Hold ``.DEST.lock`` exclusively for the whole merge, or fail at once saying why.
+
+    The lock (``fcntl.flock``) dies with the process that holds it, so a killed
+    merge never blocks the next one. The file is removed on the way out while
+    still held; a run that opened it just before checks, once locked, that the
+    path still names the file it locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no advisory locks; merges into one DEST must not overlap
+        yield
         return
-    if dest.is_dir() and not any(dest.iterdir()):
-        dest.rmdir()
-        os.rename(tmp, dest)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-    old.rmdir()
-    os.rename(dest, old)
+    path = lock_path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise DatatoolError(f"{path}: cannot create the merge lock ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise DatatoolError(
+                f"{dest}: another merge into it is running (it holds {path}); "
+                "run again when it has finished"
+            ) from None
+        try:
+            held, named = os.fstat(fd), os.stat(path)
+            if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the file was removed by the run that held it: lock the new one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+
+
+def _leftovers(dest: Path, infix: str) -> list[Path]:
+    """Folders ``.DEST<infix>XXXXXXXX`` beside ``dest`` (what a killed merge leaves)."""
+    pattern = re.compile(rf"\.{re.escape(dest.name)}{re.escape(infix)}[A-Za-z0-9_]+")
+    if not dest.parent.is_dir():
+        return []
+    return sorted(
+        p
+        for p in dest.parent.iterdir()
+        if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
+    )
+
+
+def _recover(dest: Path) -> list[str]:
+    """Clean up after merges into ``dest`` that were killed; return what was done.
+
+    Runs under the lock: no other merge into ``dest`` is using these folders. A
+    merge --update killed between its two renames left the earlier merge under
+    ``.DEST.old-*`` and no ``dest``: it is put back. One killed after them left
+    the earlier merge's files, all also in ``dest``: they are retired. Staging
+    folders ``.DEST.tmp-*`` hold no finished result: they are removed.
+    """
+    notes: list[str] = []
+    for old in _leftovers(dest, _RETIRED_INFIX):
+        if not dest.exists() and not dest.is_symlink():
+            os.rename(old, dest)
+            notes.append(
+                f"{dest}: put back the earlier merge from {old.name} "
+                "(a merge --update was killed while swapping it)"
+            )
+            continue
+        kept = _retire(old, dest)
+        notes.append(
+            f"{old}: finished retiring the earlier merge a killed merge --update replaced"
+            + (f"; {len(kept)} file(s) differ from {dest} and stay there" if kept else "")
+        )
+    for tmp in _leftovers(dest, _STAGING_INFIX):
+        files = sum(1 for p in tmp.rglob("*") if not p.is_dir())
+        try:
+            shutil.rmtree(tmp)
+        except OSError as exc:
+            notes.append(
+                f"{tmp}: staging folder of an interrupted merge ({files} file(s)) "
+                f"could not be removed ({exc.strerror}); delete it by hand"
+            )
+        else:
+            notes.append(
+                f"removed {tmp} ({files} file(s)), the staging folder of an interrupted merge"
+            )
+    return notes
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    """True when ``b`` is the same file as ``a`` (a hard link) or has the same bytes."""
+    try:
+        if os.path.samefile(a, b):
+            return True
+        return (
+            b.is_file()
+            and a.stat().st_size == b.stat().st_size
+            and io.sha256_file(a) == io.sha256_file(b)
+        )
+    except OSError:
+        return False
+
+
+def _retire(old: Path, dest: Path) -> list[str]:
+    """Remove the folder a --update swapped out of ``dest``, losing nothing; return what stays.
+
+    A file whose counterpart in ``dest`` is the same file or has the same bytes
+    goes. Any other file (one written into DEST while the merge ran) moves into
+    ``dest`` when its place there is free, and otherwise stays in ``old``. The
+    earlier ``manifest.json`` goes: the new one lists every earlier pair.
+    """
+    kept: list[str] = []
+    for path in sorted(p for p in old.rglob("*") if not p.is_dir() or p.is_symlink()):
+        rel = path.relative_to(old)
+        target = dest / rel
+        if rel.as_posix() == layout_mod.MANIFEST_FILE or _same_bytes(path, target):
+            path.unlink()
+        elif not target.exists() and not target.is_symlink():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(path, target)
+        else:
+            kept.append(rel.as_posix())
+    for folder in sorted((p for p in old.rglob("*") if p.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            (dest / folder.relative_to(old)).mkdir(parents=True, exist_ok=True)
+            folder.rmdir()
+    if not kept:
+        old.rmdir()
+    return kept
+
+
+def _keep_staged(tmp: Path, dest: Path, why: str) -> _KeptStaging:
+    """Move the verified result out of the staging name (so no later run removes it)."""
+    kept = dest.parent / f"{dest.name}.merged-{tmp.name.rsplit('-', 1)[-1]}"
+    try:
+        os.rename(tmp, kept)
+    except OSError:
+        kept = tmp
+    return _KeptStaging(
+        f"{dest}: {why}; nothing in it was touched; the merged result, verified, "
+        f"is kept at {kept} (move it where you want it)"
+    )
+
+
+def _publish(tmp: Path, dest: Path, existing: MergeManifest | None) -> list[str]:
+    """Put the verified staging folder at ``dest``; never remove what this run did not write.
+
+    Without ``existing``, one rename moves it there: it replaces at most an
+    empty folder, atomically, and fails when DEST appeared with content. With
+    ``existing`` (--update), the earlier merge is renamed aside, the new one
+    renamed in, and the earlier one retired by :func:`_retire`.
+    """
+    if existing is None:
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            raise _keep_staged(tmp, dest, "appeared while this merge ran") from None
+        return []
+    old = dest.parent / f".{dest.name}{_RETIRED_INFIX}{tmp.name.rsplit('-', 1)[-1]}"
+    try:
+        os.rename(dest, old)
+    except OSError:
+        raise _keep_staged(tmp, dest, "moved or removed while this merge ran") from None
     try:
         os.rename(tmp, dest)
-    except BaseException:
+    except OSError:
         os.rename(old, dest)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    kept = _retire(old, dest)
+    if not kept:
+        return []
+    return [
+        f"{old}: {len(kept)} file(s) written into {dest} while the merge ran could not be "
+        f"moved into the new {dest.name} (a file of that name is there), e.g. {kept[0]}"
+    ]
 
 
 # --------------------------------------------------------------------------- merge
@@ -691,6 +943,11 @@ def merge(
 ) -> MergeResult:
     """Merge ``sources`` into ``dest`` (see the module docstring for the rules).
 
+    The named steps: read and check the sources (:func:`_read_sources`), plan
+    the copy (:func:`_plan_copy`), copy (:func:`_copy`), write the lineage
+    (:func:`_write_lineage`), verify (:func:`verify`) and publish
+    (:func:`_publish`), all under an exclusive lock beside ``dest``.
+
     Parameters
     ----------
     sources : list of Source
@@ -708,146 +965,308 @@ def merge(
     Raises
     ------
     DatatoolError
-        A source has errors (without ``allow_errors``), conflicting truth, an
-        existing ``dest`` without ``update``, or verification failed. ``dest``
-        is then unchanged.
+        A source has errors (without ``allow_errors``) or no pairs, conflicting
+        truth, an existing ``dest`` without ``update``, another merge into
+        ``dest`` running, or verification failed. ``dest`` is then unchanged.
+        When ``dest`` appeared while the merge ran, the message says where the
+        verified result was kept.
     """
     check_tag(options.name, "--name")
     dest = Path(dest)
     _check_paths(sources, dest)
-    existing = _read_existing(dest, options)
     say = progress or (lambda _msg: None)
+    with _exclusive_lock(dest):
+        notes = _recover(dest)
+        existing = _read_existing(dest, options)
+        say("checking sources")
+        reads = _read_sources(sources, options)
+        notes += [w for r in reads for w in r.warnings]
+        say("hashing pairs")
+        candidates = [c for r in reads for c in r.candidates]
+        with ThreadPoolExecutor(max_workers=options.workers) as pool:
+            list(pool.map(_hash, candidates))
+        plan = _plan_copy(reads, existing, options)
+        say("copying files")
+        with _staging(dest) as tmp:
+            pairs, sample_files = _copy(plan, dest, tmp, options)
+            manifest = _write_lineage(plan, pairs, sample_files, options, tmp)
+            say("verifying")
+            verify(tmp, {tag: c.input for tag, c in plan.run_counts.items()})
+            notes += _publish(tmp, dest, existing)
+    shares: list[SplitShare] = []
+    if options.split is not None:
+        shares, off = split_shares(manifest.pairs, *options.split)
+        notes += off
+    return MergeResult(
+        dest, manifest, plan.run_counts, plan.duplicates, plan.conflicts, plan.refused,
+        warnings=notes, split_shares=shares,
+    )  # fmt: skip
 
-    say("checking sources")
+
+def _read_sources(sources: list[Source], options: MergeOptions) -> list[_ReadSource]:
+    """Read and check every source; refuse (listing every error) unless allow_errors."""
     reads = [_read_source(source, options) for source in sources]
     refused_sources = [r for r in reads if r.errors]
     if refused_sources and not options.allow_errors:
         raise DatatoolError(_refusal_message(refused_sources))
+    return reads
 
-    say("hashing pairs")
-    candidates = [c for r in reads for c in r.candidates]
-    with ThreadPoolExecutor(max_workers=options.workers) as pool:
-        list(pool.map(_hash, candidates))
 
-    # ---- plan: duplicates, conflicts, names
-    run_counts = {
-        r.source.tag: SourceCounts(
-            input=len(r.candidates), taken=0, renamed=0, deduplicated=0, refused=0
-        )
-        for r in reads
-    }
-    seen: dict[str, tuple[str, PairRef, str, str, str, str]] = {}
-    used: set[str] = set()
-    if existing is not None:
-        for old in existing.pairs:
-            used.add(old.name.casefold())
-            seen[old.image_content_sha256] = (
-                old.label_content_sha256,
-                PairRef(source_tag=old.source_tag, image=old.source_image, label=old.source_label),
-                old.name,
-                old.source_tag,
-                old.image_sha256,
-                old.label_sha256,
+# --------------------------------------------------------------------------- plan the copy
+
+
+@dataclass
+class _Kept:
+    """The pair taken first with a given image content (what a later identical image meets)."""
+
+    label_content: str
+    ref: PairRef
+    name: str
+    tag: str
+    image_sha256: str
+    label_sha256: str
+
+
+@dataclass
+class _CopyPlan:
+    """Every input pair's fate, decided before a byte is written."""
+
+    reads: list[_ReadSource]
+    existing: MergeManifest | None
+    run_counts: dict[str, SourceCounts]
+    planned: list[_Planned] = field(default_factory=list)
+    duplicates: list[DuplicateRecord] = field(default_factory=list)
+    conflicts: list[ConflictRecord] = field(default_factory=list)
+    refused: list[RefusedRecord] = field(default_factory=list)
+    seen: dict[str, _Kept] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+
+
+def _plan_copy(
+    reads: list[_ReadSource], existing: MergeManifest | None, options: MergeOptions
+) -> _CopyPlan:
+    """Decide duplicates, conflicts, names and splits; refuse conflicting truth."""
+    plan = _CopyPlan(
+        reads,
+        existing,
+        run_counts={
+            r.source.tag: SourceCounts(
+                input=len(r.candidates), taken=0, renamed=0, deduplicated=0, refused=0
             )
-    planned: list[_Planned] = []
-    duplicates: list[DuplicateRecord] = []
-    conflicts: list[ConflictRecord] = []
-    refused: list[RefusedRecord] = []
-    for candidate in candidates:
-        counts = run_counts[candidate.tag]
-        if candidate.problem is not None:
-            counts.refused += 1
-            refused.append(
-                RefusedRecord(
-                    source_tag=candidate.tag, name=candidate.entry.name, reason=candidate.problem
-                )
-            )
-            continue
-        previous = seen.get(candidate.image_content)
-        if previous is not None:
-            label_content, kept_ref, kept_name, kept_tag, image_sha, label_sha = previous
-            if label_content == candidate.label_content:
-                counts.deduplicated += 1
-                duplicates.append(
-                    DuplicateRecord(
-                        dropped=candidate.ref,
-                        kept_name=kept_name,
-                        kept_source_tag=kept_tag,
-                        identical_bytes=(image_sha, label_sha)
-                        == (candidate.image_sha256, candidate.label_sha256),
-                    )
-                )
-            else:
-                counts.refused += 1
-                conflicts.append(ConflictRecord(kept=kept_ref, refused=candidate.ref))
-                refused.append(
-                    RefusedRecord(
-                        source_tag=candidate.tag,
-                        name=candidate.entry.name,
-                        reason=f"conflicting-truth: same image as {kept_tag}:{kept_ref.image} "
-                        "with a different label",
-                    )
-                )
-            continue
-        name, renamed = _unique_name(candidate.entry.name, candidate.tag, used)
-        used.add(name.casefold())
-        seen[candidate.image_content] = (
-            candidate.label_content,
-            candidate.ref,
-            name,
-            candidate.tag,
-            candidate.image_sha256,
-            candidate.label_sha256,
+            for r in reads
+        },
+    )
+    for old in existing.pairs if existing is not None else []:
+        plan.used.add(old.name.casefold())
+        plan.seen[old.image_content_sha256] = _Kept(
+            old.label_content_sha256,
+            PairRef(source_tag=old.source_tag, image=old.source_image, label=old.source_label),
+            old.name,
+            old.source_tag,
+            old.image_sha256,
+            old.label_sha256,
         )
-        counts.taken += 1
-        counts.renamed += renamed
-        planned.append(_Planned(candidate, name, renamed, candidate.entry.split))
-    if conflicts and not options.allow_errors:
+    for candidate in (c for r in reads for c in r.candidates):
+        _plan_candidate(plan, candidate)
+    if plan.conflicts and not options.allow_errors:
         listed = [
             f"  same image, different label: {c.kept.source_tag}:{c.kept.image} "
             f"(label {c.kept.label}) and {c.refused.source_tag}:{c.refused.image} "
             f"(label {c.refused.label})"
-            for c in conflicts[:_MAX_LISTED]
+            for c in plan.conflicts[:_MAX_LISTED]
         ]
         raise DatatoolError(
-            f"refusing to merge: {len(conflicts)} conflicting-truth pair(s) "
+            f"refusing to merge: {len(plan.conflicts)} conflicting-truth pair(s) "
             "(fix the labels, or pass --allow-errors to keep the first of each)\n"
             + "\n".join(listed)
         )
-
-    # ---- split
     if options.split is not None:
-        held_out, fraction = options.split
-        fixed: dict[str, str] = {}
-        if existing is not None:
-            for old in existing.pairs:
-                if old.split is not None:
-                    fixed.setdefault(old.group, old.split)
-        new_groups = Counter(p.candidate.group for p in planned if p.candidate.group not in fixed)
-        assignment = dict(fixed)
-        if new_groups:
-            assignment.update(group_split(dict(new_groups), held_out, fraction, options.seed))
-        for item in planned:
-            item.split = assignment[item.candidate.group]
-
+        _assign_splits(plan, *options.split, options.seed)
     if options.layout == "tree":
-        bad = [
-            f"{p.candidate.tag}:{p.candidate.entry.name}"
-            for p in planned
-            if p.split is None or parse_crop_stem(p.name) is None
-        ]
-        if bad:
-            raise DatatoolError(
-                f"--layout tree needs a split and an <id>_<n>_<m> name for every pair; "
-                f"{len(bad)} pair(s) lack one, e.g. {', '.join(bad[:5])} "
-                "(use --split, or the flat layout)"
-            )
+        _check_tree_names(plan.planned)
+    return plan
 
-    # ---- write, verify, swap
+
+def _plan_candidate(plan: _CopyPlan, candidate: _Candidate) -> None:
+    """Take, de-duplicate or refuse one hashed input pair."""
+    counts = plan.run_counts[candidate.tag]
+    if candidate.problem is not None:
+        counts.refused += 1
+        plan.refused.append(
+            RefusedRecord(
+                source_tag=candidate.tag, name=candidate.entry.name, reason=candidate.problem
+            )
+        )
+        return
+    previous = plan.seen.get(candidate.image_content)
+    if previous is not None and previous.label_content == candidate.label_content:
+        counts.deduplicated += 1
+        plan.duplicates.append(
+            DuplicateRecord(
+                dropped=candidate.ref,
+                kept_name=previous.name,
+                kept_source_tag=previous.tag,
+                identical_bytes=(previous.image_sha256, previous.label_sha256)
+                == (candidate.image_sha256, candidate.label_sha256),
+            )
+        )
+        return
+    if previous is not None:
+        counts.refused += 1
+        plan.conflicts.append(ConflictRecord(kept=previous.ref, refused=candidate.ref))
+        plan.refused.append(
+            RefusedRecord(
+                source_tag=candidate.tag,
+                name=candidate.entry.name,
+                reason=f"conflicting-truth: same image as {previous.tag}:{previous.ref.image} "
+                "with a different label",
+            )
+        )
+        return
+    name, renamed = _unique_name(candidate.entry.name, candidate.tag, plan.used)
+    plan.used.add(name.casefold())
+    plan.seen[candidate.image_content] = _Kept(
+        candidate.label_content,
+        candidate.ref,
+        name,
+        candidate.tag,
+        candidate.image_sha256,
+        candidate.label_sha256,
+    )
+    counts.taken += 1
+    counts.renamed += renamed
+    plan.planned.append(_Planned(candidate, name, renamed, candidate.entry.split))
+
+
+def _assign_splits(plan: _CopyPlan, held_out: str, fraction: float, seed: int) -> None:
+    """Group-aware split; groups already in an updated merge keep their side."""
+    fixed: dict[str, str] = {}
+    for old in plan.existing.pairs if plan.existing is not None else []:
+        if old.split is not None:
+            fixed.setdefault(old.group, old.split)
+    new_groups = Counter(p.candidate.group for p in plan.planned if p.candidate.group not in fixed)
+    assignment = dict(fixed)
+    if new_groups:
+        assignment.update(group_split(dict(new_groups), held_out, fraction, seed))
+    for item in plan.planned:
+        item.split = assignment[item.candidate.group]
+
+
+def _check_tree_names(planned: list[_Planned]) -> None:
+    bad = [
+        f"{p.candidate.tag}:{p.candidate.entry.name}"
+        for p in planned
+        if p.split is None or parse_crop_stem(p.name) is None
+    ]
+    if bad:
+        raise DatatoolError(
+            f"--layout tree needs a split and an <id>_<n>_<m> name for every pair; "
+            f"{len(bad)} pair(s) lack one, e.g. {', '.join(bad[:5])} "
+            "(use --split, or the flat layout)"
+        )
+
+
+def split_shares(
+    pairs: list[MergedPair], held_out: str, fraction: float
+) -> tuple[list[SplitShare], list[str]]:
+    """The share each split got, and a warning per split off the asked share by more than a pair.
+
+    Whole sample groups stay on one side, so on a small set the shares can be
+    far from the ones asked; more than one pair's share (``1 / len(pairs)``)
+    off is worth a word.
+
+    >>> pair = dict(image="i", label="l", source_tag="s", source_image="i",
+    ...     source_label="l", original_name="n", renamed=False, image_sha256="",
+    ...     label_sha256="", image_content_sha256="", label_content_sha256="",
+    ...     lineage=[], group="g")
+    >>> pairs = [MergedPair(name=f"p{i}", split="validation" if i < 5 else "training",
+    ...     **{**pair, "group": f"g{i // 5}"}) for i in range(10)]
+    >>> shares, warnings = split_shares(pairs, "validation", 0.3)
+    >>> [(s.split, s.pairs, s.share) for s in shares]
+    [('validation', 5, 0.5), ('training', 5, 0.5)]
+    >>> len(warnings)
+    1
+    """
+    total = len(pairs)
+    if total == 0:
+        return [], []
+    shares, warnings = [], []
+    groups = len({p.group for p in pairs})
+    for split, asked in ((held_out, fraction), (TRAINING, 1 - fraction)):
+        count = sum(p.split == split for p in pairs)
+        shares.append(SplitShare(split=split, pairs=count, share=count / total, asked=asked))
+        if abs(count / total - asked) > 1 / total + 1e-9:
+            warnings.append(
+                f"--split {held_out}={fraction:g}: {split} holds {count} of {total} pairs "
+                f"({count / total:.0%}), asked {asked:.0%}, more than one pair's share "
+                f"({1 / total:.0%}) off: whole samples stay on one side ({groups} sample "
+                "group(s) in the set)"
+            )
+    return shares, warnings
+
+
+# --------------------------------------------------------------------------- copy
+
+
+def _copy(
+    plan: _CopyPlan, dest: Path, tmp: Path, options: MergeOptions
+) -> tuple[list[MergedPair], list[SampleFile]]:
+    """Copy the planned pairs (and an updated merge's files) into ``tmp``; never re-encode."""
+    pairs: list[MergedPair] = []
+    sample_files: list[SampleFile] = []
+    if plan.existing is not None:
+        for old in plan.existing.pairs:
+            _link_or_copy(dest / old.image, tmp / old.image)
+            _link_or_copy(dest / old.label, tmp / old.label)
+        for old_file in plan.existing.sample_files:
+            _link_or_copy(dest / old_file.path, tmp / old_file.path)
+        pairs = list(plan.existing.pairs)
+        sample_files = list(plan.existing.sample_files)
+    for item in plan.planned:
+        c = item.candidate
+        image_rel, label_rel = _output_paths(item, options.layout)
+        copy_file(c.source_root / c.entry.image, tmp / image_rel)
+        copy_file(c.source_root / c.entry.label, tmp / label_rel)
+        pairs.append(
+            MergedPair(
+                name=item.name,
+                image=image_rel,
+                label=label_rel,
+                split=item.split,
+                source_tag=c.tag,
+                source_image=c.entry.image,
+                source_label=c.entry.label,
+                original_name=c.entry.name,
+                renamed=item.renamed,
+                image_sha256=c.image_sha256,
+                label_sha256=c.label_sha256,
+                image_content_sha256=c.image_content,
+                label_content_sha256=c.label_content,
+                lineage=[*c.lineage, options.name],
+                group=c.group,
+            )
+        )
+    if options.layout == "tree":
+        sample_files += _copy_sample_files(plan.planned, plan.reads, tmp, sample_files)
+    return pairs, sample_files
+
+
+# --------------------------------------------------------------------------- write lineage
+
+
+def _write_lineage(
+    plan: _CopyPlan,
+    pairs: list[MergedPair],
+    sample_files: list[SampleFile],
+    options: MergeOptions,
+    tmp: Path,
+) -> MergeManifest:
+    """Write ``manifest.json`` into ``tmp``: parameters, pairs, lineage, counts over all runs."""
+    existing = plan.existing
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
     parameters = MergeParameters(
         name=options.name,
-        sources=[r.info for r in reads],
+        sources=[r.info for r in plan.reads],
         layout=options.layout,
         full=options.full,
         allow_errors=options.allow_errors,
@@ -857,72 +1276,31 @@ def merge(
         created=now,
         tool_version=__version__,
     )
-    say("copying files")
-    with _staging(dest) as tmp:
-        pairs: list[MergedPair] = []
-        sample_files: list[SampleFile] = []
-        if existing is not None:
-            for old in existing.pairs:
-                _link_or_copy(dest / old.image, tmp / old.image)
-                _link_or_copy(dest / old.label, tmp / old.label)
-            for old_file in existing.sample_files:
-                _link_or_copy(dest / old_file.path, tmp / old_file.path)
-            pairs = list(existing.pairs)
-            sample_files = list(existing.sample_files)
-        for item in planned:
-            c = item.candidate
-            image_rel, label_rel = _output_paths(item, options.layout)
-            copy_file(c.source_root / c.entry.image, tmp / image_rel)
-            copy_file(c.source_root / c.entry.label, tmp / label_rel)
-            pairs.append(
-                MergedPair(
-                    name=item.name,
-                    image=image_rel,
-                    label=label_rel,
-                    split=item.split,
-                    source_tag=c.tag,
-                    source_image=c.entry.image,
-                    source_label=c.entry.label,
-                    original_name=c.entry.name,
-                    renamed=item.renamed,
-                    image_sha256=c.image_sha256,
-                    label_sha256=c.label_sha256,
-                    image_content_sha256=c.image_content,
-                    label_content_sha256=c.label_content,
-                    lineage=[*c.lineage, options.name],
-                    group=c.group,
-                )
+    total_counts = dict(existing.counts) if existing else {}
+    for tag, counts in plan.run_counts.items():
+        before = total_counts.get(tag)
+        total_counts[tag] = (
+            SourceCounts(
+                **{k: getattr(before, k) + getattr(counts, k) for k in counts.model_fields}
             )
-        if options.layout == "tree":
-            sample_files += _copy_sample_files(planned, reads, tmp, sample_files)
-        total_counts = dict(existing.counts) if existing else {}
-        for tag, counts in run_counts.items():
-            if tag in total_counts:
-                before = total_counts[tag]
-                counts_sum = SourceCounts(
-                    **{k: getattr(before, k) + getattr(counts, k) for k in counts.model_fields}
-                )
-                total_counts[tag] = counts_sum
-            else:
-                total_counts[tag] = counts
-        manifest = MergeManifest(
-            tool_version=__version__,
-            name=options.name,
-            created=now,
-            parameters=parameters,
-            previous_runs=([*existing.previous_runs, existing.parameters] if existing else []),
-            pairs=pairs,
-            sample_files=sample_files,
-            duplicates=[*(existing.duplicates if existing else []), *duplicates],
-            conflicts=[*(existing.conflicts if existing else []), *conflicts],
-            refused=[*(existing.refused if existing else []), *refused],
-            counts=total_counts,
+            if before is not None
+            else counts
         )
-        io.atomic_write_json(tmp / layout_mod.MANIFEST_FILE, manifest)
-        say("verifying")
-        verify(tmp, {tag: c.input for tag, c in run_counts.items()})
-        _swap_into_place(tmp, dest)
-    return MergeResult(dest, manifest, run_counts, duplicates, conflicts, refused)
+    manifest = MergeManifest(
+        tool_version=__version__,
+        name=options.name,
+        created=now,
+        parameters=parameters,
+        previous_runs=([*existing.previous_runs, existing.parameters] if existing else []),
+        pairs=pairs,
+        sample_files=sample_files,
+        duplicates=[*(existing.duplicates if existing else []), *plan.duplicates],
+        conflicts=[*(existing.conflicts if existing else []), *plan.conflicts],
+        refused=[*(existing.refused if existing else []), *plan.refused],
+        counts=total_counts,
+    )
+    io.atomic_write_json(tmp / layout_mod.MANIFEST_FILE, manifest)
+    return manifest
 
 
 def _copy_sample_files(

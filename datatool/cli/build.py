@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from datatool.cli._app import app
+from datatool.cli._app import app, examples
 
 
 def _render_build(result, console, limit: int = 10) -> None:
@@ -38,7 +38,13 @@ def _render_build(result, console, limit: int = 10) -> None:
     console.print(f"manifest {result.manifest} {state}")
 
 
-@app.command("build")
+@app.command(
+    "build",
+    epilog=examples(
+        "datatool build data/",
+        "datatool build data/ --sample 0417 --line-width 3",
+    ),
+)
 def build_command(
     root: Path = typer.Argument(..., help="training_validation_data tree with originals."),
     sample: list[str] = typer.Option(None, "--sample", help="Build only this sample (repeatable)."),
@@ -79,7 +85,13 @@ def build_command(
     raise typer.Exit(0 if report.ok else 1)
 
 
-@app.command("plan")
+@app.command(
+    "plan",
+    epilog=examples(
+        "datatool plan data/ --sample 0417 --preview plan.png",
+        "datatool plan data/ --sample 0417 --size 256 --out plan.json",
+    ),
+)
 def plan_command(
     root: Path = typer.Argument(..., help="training_validation_data tree."),
     sample: str = typer.Option(..., "--sample", help="Sample id to plan."),

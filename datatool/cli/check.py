@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-from datatool.cli._app import app
+from datatool.cli._app import app, examples
 
 
-@app.command("check")
+class OutputFormat(StrEnum):
+    """How ``check`` prints its report."""
+
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+@app.command(
+    "check",
+    epilog=examples(
+        "datatool check fixtures/training_validation_data",
+        "datatool check data/ --fast --format github",
+    ),
+)
 def check_command(
     root: Path = typer.Argument(..., help="training_validation_data tree or flat image/label set."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON report, nothing else."),
+    output_format: OutputFormat = typer.Option(
+        OutputFormat.text,
+        "--format",
+        help="text for people; json (one report, schemas/check-report.schema.json); "
+        "github (one workflow annotation per finding, for CI logs).",
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Same as --format json."),
     strict: bool = typer.Option(False, "--strict", help="Warnings fail the check too."),
     line_width: int = typer.Option(3, "--line-width", min=1, help="Expected label width, px."),
     max_offset: float = typer.Option(1.0, "--max-offset", min=0, help="Alignment tolerance, px."),
@@ -22,12 +43,10 @@ def check_command(
     """Check names, pairing, labels and alignment; exit 1 when there are errors."""
     import os
 
-    from rich.console import Console
-
     from datatool.check import run_check
     from datatool.checks import CheckOptions
     from datatool.cli._progress import progress_bar
-    from datatool.cli._render import render_report
+    from datatool.cli._render import github_annotations, make_console, render_report
 
     options = CheckOptions(
         line_width=line_width,
@@ -36,10 +55,14 @@ def check_command(
         workers=workers or os.cpu_count() or 1,
         strict=strict,
     )
-    with progress_bar("checking samples", enabled=not json_out) as progress:
+    fmt = OutputFormat.json if json_out else output_format
+    with progress_bar("checking samples", enabled=fmt is OutputFormat.text) as progress:
         report = run_check(root, options, progress=progress)
-    if json_out:
+    if fmt is OutputFormat.json:
         typer.echo(report.model_dump_json(indent=2))
+    elif fmt is OutputFormat.github:
+        for line in github_annotations(report):
+            typer.echo(line)
     else:
-        render_report(report, Console())
+        render_report(report, make_console())
     raise typer.Exit(0 if report.ok else 1)

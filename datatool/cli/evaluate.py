@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from datatool.cli._app import app
+from datatool.cli._app import app, examples
 
 _RESOLUTION = typer.Option(help="Side the images are resized to (multiple of 16).")
 _DEVICE = typer.Option(help="auto (CUDA if available), cpu, cuda or cuda:N.")
@@ -18,7 +18,7 @@ _BATCH = typer.Option(help="Images per forward pass.")
 _AMP = typer.Option(help="float16 autocast on CUDA (off by default: see the README).")
 
 
-@app.command()
+@app.command(epilog=examples("datatool infer runs/unet_300.pth micrograph.png --out predictions/"))
 def infer(
     checkpoint: Annotated[Path, typer.Argument(help="A .pth/.pt U-Net checkpoint.")],
     images: Annotated[list[Path], typer.Argument(help="Input images (PNG or TIFF).")],
@@ -40,7 +40,12 @@ def infer(
     raise typer.Exit(0)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "datatool evaluate runs/ --image 0417_1.png --truth 0417_trace.png",
+        "datatool evaluate runs/ --dataset data/ --overlays 50,300",
+    )
+)
 def evaluate(
     checkpoints: Annotated[
         list[Path], typer.Argument(help="Checkpoint files and/or folders of *.pth/*.pt.")
@@ -89,7 +94,7 @@ def evaluate(
     raise typer.Exit(0)
 
 
-@app.command()
+@app.command(epilog=examples("datatool demo --out demo/", "datatool demo --out demo/ --epochs 10"))
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("demo"),
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
@@ -163,25 +168,44 @@ class _Progress:
 
 
 def _render(result, paths) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from datatool.cli._render import Column, make_console, render_table, say
 
     short = {"precision": "P", "recall": "R", "f1": "F1", "tophat": "top-hat"}
-    names = [short.get(n, n.replace("gaussian_sigma", "gauss s=")) for n in result.metric_names()]
-    table = Table(title="Mean over images, by epoch (losses: lower is better)")
-    for column in ("epoch", "checkpoint", "n", *names):
-        table.add_column(column, justify="left" if column == "checkpoint" else "right")
-    for row in result.means:
-        values = [v for k, v in row.metric_values().items() if k != "gaussian"]
-        table.add_row(
-            str(row.epoch), Path(row.checkpoint).name, str(row.images),
-            *(f"{v:.4f}" for v in values),
-        )  # fmt: skip
-    probe = Console()
-    # Piped output gets a fixed wide table rather than rich's 80-column squeeze.
-    console = probe if probe.is_terminal else Console(width=160)
-    console.print(table)
-    console.print(
+    prefixes = {"gaussian_sigma": "gauss s=", "tolerant_bce_sigma": "tol-BCE s="}
+    names = []
+    for name in result.metric_names():
+        for long, brief in prefixes.items():
+            name = name.replace(long, brief)
+        names.append(short.get(name, name))
+    # Narrow terminals lose the checkpoint name first (the epoch says it), then the
+    # image count, recall and precision, the extra losses; epoch and F1 always stay.
+    drop = {"checkpoint": 20, "n": 19, "R": 18, "P": 17, "BCE": 3, "top-hat": 4, "F1": 0}
+    columns = [
+        Column("epoch", right=True),
+        Column("checkpoint", drop=drop["checkpoint"]),
+        Column("n", right=True, drop=drop["n"]),
+    ]
+    # The tolerant BCE at further sigmas goes before the checkpoint name; at the first it stays.
+    first_tolerant = next((n for n in names if n.startswith("tol-BCE")), None)
+    for i, n in enumerate(names):
+        extra_tolerant = n.startswith("tol-BCE") and n != first_tolerant
+        drop[n] = drop.get(n, 21 + i if extra_tolerant else 5 + i)
+    columns += [Column(n, right=True, drop=drop[n]) for n in names]
+    rows = [
+        [
+            str(row.epoch),
+            Path(row.checkpoint).name,
+            str(row.images),
+            *(f"{v:.4f}" for k, v in row.metric_values().items() if k != "gaussian"),
+        ]
+        for row in result.means
+    ]
+    console = make_console()
+    render_table(
+        console, columns, rows, title="Mean over images, by epoch (losses: lower is better)"
+    )
+    say(
+        console,
         f"predictions: {result.cache_misses} computed, {result.cache_hits} from cache; "
-        f"wrote {paths['csv']}, {paths['json']}, {paths['plot']}"
+        f"wrote {paths['csv']}, {paths['json']}, {paths['plot']}",
     )

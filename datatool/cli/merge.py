@@ -6,10 +6,16 @@ from pathlib import Path
 
 import typer
 
-from datatool.cli._app import app
+from datatool.cli._app import app, examples
 
 
-@app.command("merge")
+@app.command(
+    "merge",
+    epilog=examples(
+        "datatool merge Gong=OG new_batch/ --into Gong_sum --name Gong_sum",
+        "datatool merge Gong_sum GG --into GG_sum --name GG_sum --split validation=0.1",
+    ),
+)
 def merge_command(
     sources: list[str] = typer.Argument(..., help="Source folders, each optionally SRC=TAG."),
     into: Path = typer.Option(..., "--into", help="Destination folder (created atomically)."),
@@ -27,8 +33,7 @@ def merge_command(
     import json
     import os
 
-    from rich.console import Console
-
+    from datatool.cli._render import make_console
     from datatool.errors import UsageError
     from datatool.merge import MergeOptions, Source, merge, parse_split
 
@@ -44,7 +49,7 @@ def merge_command(
         seed=seed,
         workers=workers or os.cpu_count() or 1,
     )
-    console = Console(stderr=json_out)
+    console = make_console(stderr=json_out)
     result = merge([Source.parse(s) for s in sources], into, options, progress=None)
     if json_out:
         typer.echo(
@@ -92,39 +97,40 @@ def render_merge(result, console) -> None:  # noqa: ANN001 - MergeResult, rich C
     )
 
 
-@app.command("info")
+@app.command("info", epilog=examples("datatool info Gong_sum", "datatool info data/ --json"))
 def info_command(
     root: Path = typer.Argument(..., help="A dataset: tree, flat set or merged set."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON, nothing else."),
     max_measured: int = typer.Option(500, "--measure", min=1, help="Pairs decoded for widths."),
 ) -> None:
     """Show what a dataset is made of: pairs per source and split, sizes, widths, lineage."""
-    from rich.console import Console
-    from rich.table import Table
-
+    from datatool.cli._render import make_console, render_pairs
     from datatool.merge import describe
 
     info = describe(root, max_measured=max_measured)
     if json_out:
         typer.echo(info.model_dump_json(indent=2))
         raise typer.Exit(0 if info.manifest_matches is not False else 1)
-    console = Console()
-    title = f"{info.root} ({info.kind}{', merge ' + info.name if info.name else ''})"
-    table = Table(title=title, show_header=False)
-    table.add_row("pairs", str(info.pairs))
-    table.add_row("per split", _counts(info.per_split))
-    if info.per_source:
-        table.add_row("per source", _counts(info.per_source))
-        table.add_row("lineage", _counts(info.per_lineage))
-        table.add_row("de-duplicated / refused", f"{info.duplicates} / {info.refused}")
-        table.add_row("files match manifest", "yes" if info.manifest_matches else "[red]NO[/red]")
-    table.add_row(f"sizes ({info.measured} measured)", _counts(info.sizes))
     widths = info.line_width
-    table.add_row(
-        "line width px (min/median/max)",
-        f"{widths['min']:g} / {widths['median']:g} / {widths['max']:g}" if widths else "-",
-    )
-    console.print(table)
+    items = [("pairs", str(info.pairs)), ("per split", _counts(info.per_split))]
+    if info.per_source:
+        items += [
+            ("per source", _counts(info.per_source)),
+            ("lineage", _counts(info.per_lineage)),
+            ("de-duplicated / refused", f"{info.duplicates} / {info.refused}"),
+            ("files match manifest", "yes" if info.manifest_matches else "NO"),
+        ]
+    items += [
+        (f"sizes ({info.measured} measured)", _counts(info.sizes)),
+        (
+            "line width px",
+            f"min {widths['min']:g}, median {widths['median']:g}, max {widths['max']:g}"
+            if widths
+            else "-",
+        ),
+    ]
+    kind = f"{info.kind}{', merge ' + info.name if info.name else ''}"
+    render_pairs(make_console(), items, title=f"{root} ({kind})")
     raise typer.Exit(0 if info.manifest_matches is not False else 1)
 
 

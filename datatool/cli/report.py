@@ -7,10 +7,15 @@ from typing import Annotated
 
 import typer
 
-from datatool.cli._app import app
+from datatool.cli._app import app, examples
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "datatool report data/ --out report.html",
+        "datatool report data/ --out report.html --checkpoints runs/",
+    )
+)
 def report(
     root: Annotated[Path, typer.Argument(help="training_validation_data tree or flat set.")],
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],

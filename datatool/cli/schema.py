@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
-from datatool.cli._app import app
+from datatool.cli._app import app, examples
 
 
-@app.command("schema")
+@app.command("schema", epilog=examples("datatool schema", "datatool schema --out /tmp/schemas"))
 def schema_command(
     out: Path = typer.Option(Path("schemas"), "--out", help="Folder to write the schemas into."),
 ) -> None:

@@ -7,10 +7,15 @@ from typing import Annotated
 
 import typer
 
-from datatool.cli._app import app
+from datatool.cli._app import app, examples
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "datatool score predict_0417.png --truth 0417_label.png",
+        "datatool score predict_*.png --truth label.png --overlay overlays/",
+    )
+)
 def score(
     predictions: Annotated[
         list[Path], typer.Argument(help="Prediction images (8-bit PNG, value / 255).")
@@ -71,24 +76,21 @@ def score(
 
 
 def _render_table(results: list) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from datatool.cli._render import Column, make_console, render_table
 
     params = results[0].params
-    table = Table(
-        title=f"scores against {results[0].truth}",
-        caption=(
-            f"top-hat k={params.tophat_kernel_size}; Gaussian sigma={params.sigma:g} "
-            f"k={params.kernel_size}; P/R/F1 within {params.tolerance:g} px ({params.matching}); "
-            "BCE, top-hat, Gaussian: lower is better; precision, recall, F1: higher is better"
-        ),
-    )
-    longest = max(len(r.prediction) for r in results)
-    table.add_column("prediction", overflow="fold", min_width=min(longest, 40))
-    for name in ("BCE", "top-hat", "Gaussian", "precision", "recall", "F1"):
-        table.add_column(name, justify="right")
-    for r in results:
-        table.add_row(
+    # Dropped first when narrow: the two tolerant losses, then BCE; F1 stays.
+    columns = [
+        Column("prediction", key=True),
+        Column("BCE", right=True, drop=3),
+        Column("top-hat", right=True, drop=5),
+        Column("Gaussian", right=True, drop=4),
+        Column("precision", right=True, drop=2),
+        Column("recall", right=True, drop=1),
+        Column("F1", right=True),
+    ]
+    rows = [
+        [
             r.prediction,
             f"{r.bce:.4f}",
             f"{r.tophat:.5f}",
@@ -96,5 +98,17 @@ def _render_table(results: list) -> None:
             f"{r.precision:.3f}",
             f"{r.recall:.3f}",
             f"{r.f1:.3f}",
-        )
-    Console().print(table)
+        ]
+        for r in results
+    ]
+    render_table(
+        make_console(),
+        columns,
+        rows,
+        title=f"scores against {results[0].truth}",
+        notes=[
+            f"top-hat k={params.tophat_kernel_size}; Gaussian sigma={params.sigma:g} "
+            f"k={params.kernel_size}; P/R/F1 within {params.tolerance:g} px ({params.matching}); "
+            "BCE, top-hat, Gaussian: lower is better; precision, recall, F1: higher is better"
+        ],
+    )

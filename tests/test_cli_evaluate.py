@@ -46,8 +46,8 @@ def test_infer_writes_predictions(setup, tmp_path, capsys):
     )  # fmt: skip
     assert code == 0
     written = tmp_path / f"predict_{image.stem}.png"
-    with Image.open(written) as img:
-        assert img.mode == "L" and img.size == (32, 32)
+    with Image.open(written) as img, Image.open(image) as source:
+        assert img.mode == "L" and img.size == source.size  # at the input's own size
 
 
 def test_evaluate_dataset_end_to_end(setup, tmp_path, capsys):

@@ -88,3 +88,104 @@ def test_raw_grey_tracing_as_truth_says_not_binary_and_inverted(polarity_files, 
     assert code == 1
     assert "0417_trace.png" in err and "not binary" in err
     assert "looks inverted" in err and "datatool build" in err
+
+
+# --- 5. the wrong file blamed ---------------------------------------------------------------
+
+T = "training/0101_training/aligned"
+V = "validation/0201_validation/aligned"
+
+
+def _recut_image(tree: Path, stem: str, shift: tuple[int, int]) -> str:
+    """Re-cut an image crop from its original ``shift = (dx, dy)`` px off its box (a GIMP edit)."""
+    from datatool.crop import cut
+
+    plan = json.loads((tree / T / "crops.json").read_text())["boxes"]
+    _, fov, m = stem.split("_")
+    left, top, width, height = plan[int(m) - 1]
+    original = io.read_grey(tree / T / f"0101_{fov}.png")
+    rel = f"{T}/image/{stem}.png"
+    io.write_png(tree / rel, cut(original, (left + shift[0], top + shift[1], width, height)))
+    return rel
+
+
+@pytest.mark.parametrize("stem", ["0101_1_1", "0101_2_3"])  # a re-proved and a fast-path pair
+def test_image_edited_after_build_is_blamed_not_its_label(sample_tree, run_cli, stem) -> None:
+    code, _, _ = run_cli("build", sample_tree, "--no-check")
+    assert code == 0 and (sample_tree / "manifest.json").is_file()
+    image_rel = _recut_image(sample_tree, stem, (6, 0))
+    label_rel = image_rel.replace("/image/", "/label/")
+    code, out, _ = run_cli("check", sample_tree, "--json", "--workers", "1")
+    assert code == 1
+    found = [f for f in json.loads(out)["findings"] if f["code"] == "misaligned"]
+    assert [(f["path"], f["related"]) for f in found] == [(image_rel, [label_rel, "manifest.json"])]
+    assert "edited after the build" in found[0]["message"]
+    assert "restore this image crop" in found[0]["message"]
+    assert found[0]["measured"] == [-6.0, 0.0]
+
+
+def test_label_edited_after_build_is_still_blamed_on_the_label(sample_tree, run_cli) -> None:
+    from datatool.crop import cut
+    from datatool.labels import process_tracing
+
+    run_cli("build", sample_tree, "--no-check")
+    tracing = io.read_grey(sample_tree / T / "0101_trace.png")[:-24]
+    label = cut(process_tracing(tracing, 3), (0, 4, 128, 128))
+    io.write_png(sample_tree / T / "label" / "0101_1_1.png", label)
+    code, out, _ = run_cli("check", sample_tree, "--json", "--workers", "1")
+    found = [f for f in json.loads(out)["findings"] if f["code"] == "misaligned"]
+    assert code == 1 and [f["path"] for f in found] == [f"{T}/label/0101_1_1.png"]
+    assert "edited after the build" not in found[0]["message"]
+
+
+# --- 10. inference at the wrong size ------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path) -> Path:
+    import torch
+
+    from datatool.torch.unet import UNet
+
+    torch.manual_seed(0)
+    path = tmp_path / "ckpt" / "unet_40.pth"
+    path.parent.mkdir()
+    torch.save(UNet(base_width=2).state_dict(), path)
+    return path
+
+
+def test_infer_keeps_the_aspect_and_writes_at_the_inputs_size(tmp_path, tiny_checkpoint, run_cli):
+    sample = synth.make_sample(11, (576, 800), 40.0, 1, strip=24)  # an 800x600 micrograph
+    image = tmp_path / "0417_1.png"
+    io.write_png(image, sample.originals[0])
+    code, out, err = run_cli(
+        "infer", tiny_checkpoint, image, "--out", tmp_path / "pred",
+        "--resolution", "64", "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0, err
+    prediction = io.read_grey(tmp_path / "pred" / "predict_0417_1.png")
+    assert prediction.shape == (600, 800)
+    assert "800x600 px" in out and "aspect ratio kept" in out and "64x48" in out
+    assert "resized back to 800x600" in out
+    code, out, _ = run_cli(
+        "infer", tiny_checkpoint, image, "--out", tmp_path / "strip",
+        "--resolution", "64", "--device", "cpu", "--remove-border",
+    )  # fmt: skip
+    stripped = io.read_grey(tmp_path / "strip" / "predict_0417_1.png")
+    assert code == 0 and stripped.shape == (600, 800)
+    assert "bottom 24 px" in out and not stripped[576:].any()  # no boundary over the scale bar
+
+
+def test_fitting_keeps_grains_round_and_puts_predictions_back_on_the_image() -> None:
+    from datatool.torch.inference import fit_back, fit_to_network
+
+    yy, xx = np.mgrid[0:600, 0:800]
+    disk = (((yy - 300) ** 2 + (xx - 500) ** 2) < 120**2).astype(np.float32)
+    square, fit = fit_to_network(disk, 128)
+    rows, cols = np.nonzero(square[: fit.scaled[0], : fit.scaled[1]] > 0.5)
+    height, width = np.ptp(rows) + 1, np.ptp(cols) + 1
+    assert square.shape == (128, 128) and fit.scaled == (96, 128)
+    assert abs(height - width) <= 1  # a round grain stays round (squashing gives 38 x 51)
+    back = fit_back(square, fit)  # an identity network's prediction lies on the grain
+    assert back.shape == (600, 800)
+    assert np.mean(np.abs(back - disk)) < 0.01

@@ -438,6 +438,64 @@ def _from_manifest(
     return image, label
 
 
+def _edited_since_build(
+    ctx: _SampleSearch, pair: PairData, records: dict[str, Recorded]
+) -> tuple[str, str] | None:
+    """``(edited, unchanged)`` paths when exactly one file of the pair differs from the build.
+
+    None when the manifest does not record both files, both changed, or neither did.
+    """
+    image_rel, label_rel = pair.entry.image, pair.entry.label
+    image, label = records.get(image_rel or ""), records.get(label_rel or "")
+    if image is None or label is None:
+        return None
+    changed = []
+    for rel, record in ((image_rel, image), (label_rel, label)):
+        try:
+            changed.append(io.sha256_file(ctx.sample.root / rel) != record.sha256)
+        except OSError:
+            return None
+    if changed == [True, False]:
+        return image_rel, label_rel
+    if changed == [False, True]:
+        return label_rel, image_rel
+    return None
+
+
+def _blame_edited(
+    found: list[Finding], pair: PairData, edited: tuple[str, str], records: dict[str, Recorded]
+) -> list[Finding]:
+    """Put a misalignment on the file edited after the build, not on its unchanged partner.
+
+    The build cut both files from one box; when only one of them no longer has
+    the recorded sha256, that one moved, whichever of the two the offset is
+    measured on.
+    """
+    rel, partner = edited
+    out = []
+    for f in found:
+        if f.code != "misaligned" or f.path == rel:
+            out.append(f)
+            continue
+        offset = f.measured if isinstance(f.measured, list) else [0.0, 0.0]
+        now = f"box {pair.stats.box}" if pair.stats.box else "another box"
+        out.append(
+            f.model_copy(
+                update={
+                    "path": rel,
+                    "related": [partner, MANIFEST_FILE],
+                    "message": f"image crop was edited after the build: its sha256 no longer "
+                    f"matches {MANIFEST_FILE} while its label {Path(partner).name} is unchanged, "
+                    f"and its pixels now come from {now}, not the {list(records[rel].box)} the "
+                    f"build cut both from (label box minus image box: ({offset[0]:+g}, "
+                    f"{offset[1]:+g}) px): restore this image crop or re-cut it "
+                    "(datatool build --force); the label is not at fault",
+                }
+            )
+        )
+    return out
+
+
 def _offset_finding(
     ctx: _SampleSearch, pair: PairData, offset: tuple[float, float], box: tuple, how: str
 ) -> Iterator[Finding]:
@@ -480,7 +538,9 @@ def alignment(sample: SampleData, options: CheckOptions) -> Iterator[Finding]:
     for pair in sample.pairs:
         recorded = _from_manifest(ctx, pair, records) if records else None
         if recorded is None:
-            yield from check_pair(ctx, pair)
+            edited = _edited_since_build(ctx, pair, records) if records else None
+            found = list(check_pair(ctx, pair))
+            yield from _blame_edited(found, pair, edited, records) if edited else found
             continue
         image, label = recorded
         scale = image.size[0] / image.box[2]

@@ -29,14 +29,20 @@ def infer(
     batch_size: Annotated[int, _BATCH] = 4,
     amp: Annotated[bool, _AMP] = False,
 ) -> None:
-    """Predict grain boundaries: write 8-bit predict_<name>.png (sigmoid x 255)."""
+    """Predict grain boundaries: write 8-bit predict_<name>.png (sigmoid x 255).
+
+    Each image is scaled to --resolution keeping its aspect ratio (padded square), and its
+    prediction is written at the image's own size; one line per image says what was done.
+    """
     from datatool.torch.inference import infer_files
 
     written = infer_files(
         checkpoint, images, out, resolution=resolution, device=device,
         batch_size=batch_size, remove_border=remove_border, amp=amp,
     )  # fmt: skip
-    typer.echo(f"wrote {len(written)} prediction(s) to {out}")
+    for item in written:
+        typer.echo(f"{item.path.name}: {item.fit.describe()}")
+    typer.echo(f"wrote {len(written)} prediction(s) to {out}, each at its image's own size")
     raise typer.Exit(0)
 
 

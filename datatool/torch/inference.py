@@ -6,18 +6,25 @@ the prediction. Here the same preprocessing feeds batches under
 :func:`torch.inference_mode`, values are scaled by the maximum of the image's
 integer type (so 16-bit TIFFs work), and predictions are written as 8-bit
 greyscale ``predict_<name>.png``.
+
+``datatool infer`` keeps each image's aspect ratio: it is scaled so that its
+longer side is the network's side, padded square by reflection, and the
+prediction is cropped and resized back to the image's own size (:class:`Fit`
+says what was done); the sweep and training keep the lab's square resize.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as functional
 
+from datatool.crop import Border, strip_border
 from datatool.errors import UsageError
 from datatool.io import read_image, write_png
 from datatool.metrics.results import DEFAULT_BATCH_SIZE, DEFAULT_RESOLUTION
@@ -123,6 +130,138 @@ def load_input(
     return resize_image(scaled, resolution)
 
 
+@dataclass(frozen=True)
+class Fit:
+    """How one image was fitted to the network's square input, and back.
+
+    The image is scaled so that its longer side is the network's side (aspect
+    ratio kept), padded by reflection at the bottom and right to a square,
+    predicted, and the prediction is cropped and resized back to the image's
+    own size; a scale-bar strip cut off first is filled with 0 (no boundary).
+
+    Attributes
+    ----------
+    size : (H, W)
+        The input file's size; the prediction is written at this size.
+    border : Border
+        The strip cut off before fitting (none unless ``remove_border``).
+    scaled : (h, w)
+        Size of the (stripped) image at the network's scale.
+    side : int
+        The network's input side (``--resolution``).
+    """
+
+    size: tuple[int, int]
+    border: Border
+    scaled: tuple[int, int]
+    side: int
+
+    def describe(self) -> str:
+        """One sentence saying what was done, e.g. for an 800x600 px micrograph at 512."""
+        height, width = self.size
+        inner_h = height - self.border.top - self.border.bottom
+        inner_w = width - self.border.left - self.border.right
+        h, w = self.scaled
+        steps = []
+        if self.border.total:
+            steps.append(f"scale-bar strip ({self.border.describe()}) cut off")
+        if (h, w) != (inner_h, inner_w):
+            steps.append(f"scaled by {h / inner_h:.3g} to {w}x{h} px (aspect ratio kept)")
+        if (h, w) != (self.side, self.side):
+            steps.append(f"padded by reflection to {self.side}x{self.side} px")
+        if not steps:
+            return f"{width}x{height} px, predicted at its own size"
+        back = "; prediction cropped" if (h, w) != (self.side, self.side) else "; prediction"
+        back += f" and resized back to {width}x{height} px" if (h, w) != (inner_h, inner_w) else ""
+        strip = ", 0 over the strip" if self.border.total else ""
+        return f"{width}x{height} px: " + ", ".join(steps) + back + strip
+
+
+def _resize_float(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear antialiased resize of ``(H, W)`` float32 to ``size = (h, w)``, clamped to 0..1."""
+    if pixels.shape == size:
+        return pixels.astype(np.float32, copy=False)
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))[None, None]
+    resized = functional.interpolate(
+        tensor, size=size, mode="bilinear", align_corners=False, antialias=True
+    )
+    return resized[0, 0].clamp_(0.0, 1.0).numpy()
+
+
+def fit_to_network(
+    pixels: np.ndarray, resolution: int, border: Border | None = None
+) -> tuple[np.ndarray, Fit]:
+    """Scale an image to the network's side keeping its aspect ratio, then pad it square.
+
+    Parameters
+    ----------
+    pixels : (H, W) float32 in [0, 1]
+        The whole image.
+    resolution : int
+        The network's side, a multiple of 16.
+    border : Border, optional
+        A strip to cut off first (the scale bar).
+
+    Returns
+    -------
+    square : (resolution, resolution) float32
+    fit : Fit
+        What :func:`fit_back` needs to put the prediction onto the image.
+
+    >>> square, fit = fit_to_network(np.zeros((600, 800), np.float32), 512)
+    >>> square.shape, fit.scaled
+    ((512, 512), (384, 512))
+    """
+    check_resolution(resolution)
+    if pixels.ndim != 2:
+        raise ValueError(f"expected a (H, W) image, got shape {pixels.shape}")
+    border = border or Border()
+    inner = strip_border(pixels, border) if border.total else pixels
+    height, width = inner.shape
+    factor = resolution / max(height, width)
+    scaled = (max(1, min(resolution, round(height * factor))),
+              max(1, min(resolution, round(width * factor))))  # fmt: skip
+    small = _resize_float(inner, scaled)
+    # Reflection continues the grain structure into the padding (a 1-px side cannot reflect).
+    mode = "reflect" if min(scaled) > 1 else "edge"
+    square = np.pad(small, ((0, resolution - scaled[0]), (0, resolution - scaled[1])), mode=mode)
+    return square.astype(np.float32, copy=False), Fit(pixels.shape, border, scaled, resolution)
+
+
+def fit_back(prob: np.ndarray, fit: Fit) -> np.ndarray:
+    """The network's ``(S, S)`` prediction put back onto the image: ``fit.size`` float32.
+
+    The padding is cropped off, the rest resized to the (stripped) image's size
+    and placed in it; a cut-off strip gets 0.
+    """
+    h, w = fit.scaled
+    height, width = fit.size
+    b = fit.border
+    inner = _resize_float(prob[:h, :w], (height - b.top - b.bottom, width - b.left - b.right))
+    out = np.zeros(fit.size, np.float32)
+    out[b.top : height - b.bottom, b.left : width - b.right] = inner
+    return out
+
+
+def load_fitted(
+    path: str | os.PathLike[str], resolution: int, *, remove_border: bool = False
+) -> tuple[np.ndarray, Fit]:
+    """Read an image for :func:`infer_files`: scaled keeping its aspect, padded square.
+
+    Returns
+    -------
+    square : (resolution, resolution) float32 in [0, 1]
+    fit : Fit
+    """
+    from datatool.crop import detect_border
+
+    decoded = read_image(path)
+    pixels = decoded.pixels
+    border = detect_border(pixels) if remove_border else Border()
+    scaled = pixels.astype(np.float32) / np.float32(decoded.max_value)
+    return fit_to_network(scaled, resolution, border)
+
+
 def predict(
     model: UNet,
     images: np.ndarray | Sequence[np.ndarray],
@@ -181,6 +320,14 @@ def prediction_name(image_path: str | os.PathLike[str]) -> str:
     return f"predict_{Path(image_path).stem}.png"
 
 
+@dataclass(frozen=True)
+class Inferred:
+    """One written prediction and how its image was fitted to the network."""
+
+    path: Path
+    fit: Fit
+
+
 def infer_files(
     checkpoint: str | os.PathLike[str],
     image_paths: Sequence[str | os.PathLike[str]],
@@ -191,13 +338,17 @@ def infer_files(
     batch_size: int = DEFAULT_BATCH_SIZE,
     remove_border: bool = False,
     amp: bool = False,
-) -> list[Path]:
+) -> list[Inferred]:
     """Predict every image with one checkpoint and write ``predict_<name>.png`` files.
+
+    Each image is predicted at the network's side with its aspect ratio kept
+    (:func:`fit_to_network`) and its prediction is written at the image's own
+    size (:func:`fit_back`), so that it lies on the micrograph.
 
     Returns
     -------
-    list of Path
-        The written predictions, in the order of ``image_paths``.
+    list of Inferred
+        The written predictions with what was done, in the order of ``image_paths``.
 
     Raises
     ------
@@ -216,14 +367,17 @@ def infer_files(
             raise UsageError(f"{path}: same output name {name} as {seen[name]}; rename one")
         seen[name] = str(path)
     model = load_unet(checkpoint, select_device(device))
-    inputs = [load_input(p, resolution, remove_border=remove_border) for p in image_paths]
+    fitted = [load_fitted(p, resolution, remove_border=remove_border) for p in image_paths]
     out_dir = Path(out_dir)
     written = []
     # Batch by batch so that memory stays at one batch of predictions, not all of them.
-    for start in range(0, len(inputs), batch_size):
-        chunk = predict(model, inputs[start : start + batch_size], batch_size=batch_size, amp=amp)
-        for name, prob in zip(names[start : start + batch_size], chunk, strict=True):
+    for start in range(0, len(fitted), batch_size):
+        batch = fitted[start : start + batch_size]
+        chunk = predict(model, [square for square, _ in batch], batch_size=batch_size, amp=amp)
+        for name, prob, (_, fit) in zip(
+            names[start : start + batch_size], chunk, batch, strict=True
+        ):
             target = out_dir / name
-            write_png(target, probability_to_uint8(prob))
-            written.append(target)
+            write_png(target, probability_to_uint8(fit_back(prob, fit)))
+            written.append(Inferred(target, fit))
     return written

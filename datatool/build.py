@@ -36,6 +36,7 @@ no-op byte for byte.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -460,6 +461,7 @@ class _Prepared:
     border_from: str
     border_note: str | None
     hashes: dict[str, str]
+    max_pixels: int | None = io.DEFAULT_MAX_PIXELS
 
 
 def _rel_or_given(path: Path, root: Path) -> str:
@@ -489,7 +491,7 @@ def _select(lay: layout.DatasetLayout, samples: list[str] | None) -> list[layout
 
 
 def _decode_inputs(
-    root: Path, sample: layout.SampleEntry
+    root: Path, sample: layout.SampleEntry, max_pixels: int | None = io.DEFAULT_MAX_PIXELS
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
     if not sample.originals:
         raise DatatoolError(
@@ -498,8 +500,16 @@ def _decode_inputs(
         )
     if sample.tracing is None:
         raise DatatoolError(f"{sample.folder}: no tracing {layout.tracing_name(sample.id)}")
-    originals = {fov: io.read_grey(root / rel) for fov, rel in sorted(sample.originals.items())}
-    tracing = io.read_grey(root / sample.tracing)
+    originals = {
+        fov: io.read_grey(root / rel, max_pixels=max_pixels)
+        for fov, rel in sorted(sample.originals.items())
+    }
+    tracing = io.read_grey(root / sample.tracing, role="tracing", max_pixels=max_pixels)
+    if tracing.size and int(tracing.max()) == int(tracing.min()):
+        raise DatatoolError(
+            f"{sample.tracing}: every pixel is grey level {int(tracing.min())}: nothing is "
+            "traced (lines only in a colour channel or layer that was not exported?)"
+        )
     first_fov = min(originals)
     shape = originals[first_fov].shape
     for fov, grey in originals.items():
@@ -522,6 +532,7 @@ def _prepare(
     sample: layout.SampleEntry,
     options: BuildOptions,
     plan_override: Path | None,
+    max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
 ) -> _Prepared:
     """Hash and decode the inputs, settle the border and validate the plan; writes nothing."""
     if plan_override is not None:
@@ -539,7 +550,7 @@ def _prepare(
     inputs = [*sample.originals.values()] + ([sample.tracing] if sample.tracing else [])
     for rel in inputs:
         hashes[rel] = io.sha256_file(root / rel)
-    originals, tracing = _decode_inputs(root, sample)
+    originals, tracing = _decode_inputs(root, sample, max_pixels)
     note = None
     if options.border is not None:
         border, border_from = options.border.to_border(), "option"
@@ -573,7 +584,59 @@ def _prepare(
                 f"{sample.tracing}: threshold {options.threshold:g} leaves no lines "
                 f"(the tracing's grey levels are {low}..{high})"
             )
-    return _Prepared(sample, plan, plan_name, hashes[plan_name], border, border_from, note, hashes)
+    return _Prepared(
+        sample, plan, plan_name, hashes[plan_name], border, border_from, note, hashes, max_pixels
+    )
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """True when ``path``, with every link on the way resolved, lies inside ``root``."""
+    real_root = Path(os.path.realpath(root))
+    target = Path(os.path.realpath(path))
+    return target == real_root or target.is_relative_to(real_root)
+
+
+def refuse_outside_root(root: Path, rel: str) -> None:
+    """Raise when writing ``root / rel`` would go through a link to a place outside ``root``.
+
+    Raises
+    ------
+    DatatoolError
+        Naming the file and where the link leads.
+    """
+    if not _inside(root, root / rel):
+        raise DatatoolError(
+            f"{rel}: refusing to write: the path leads through a symbolic link to "
+            f"{os.path.realpath(root / rel)}, outside {root}; nothing was written for this "
+            "sample"
+        )
+
+
+def _refuse_lost_lines(
+    prep: _Prepared,
+    stripped_tracing: np.ndarray,
+    label_full: np.ndarray,
+    threshold: float,
+    line_width: int,
+) -> None:
+    """Refuse to write an empty label crop where the tracing has lines inside the box.
+
+    Lines crossing only the box's edge can leave an empty crop legitimately, so
+    only drawn pixels at least two line widths inside the box count.
+    """
+    drawn = labels.line_mask(stripped_tracing, threshold)
+    margin = max(3, 2 * line_width)
+    for m, box in enumerate(prep.plan.boxes, start=1):
+        box = tuple(int(v) for v in box)
+        if cut(label_full, box).any():
+            continue
+        inner = cut(drawn, box)[margin:-margin, margin:-margin]
+        if int(inner.sum()) >= 16:
+            raise DatatoolError(
+                f"{prep.sample.tracing}: box {m} {list(box)} of {prep.plan_name} would get an "
+                f"empty label, but the tracing has {int(inner.sum())} drawn pixels inside it "
+                f"(threshold {threshold:g}); nothing was written for this sample"
+            )
 
 
 def _previous_manifest(path: Path, force: bool) -> BuildManifest | None:
@@ -596,7 +659,7 @@ def _remove_stale_temps(folder: Path, root: Path) -> list[str]:
     """Remove temporary files a killed build left behind (``.<name>.png.<random>.tmp``)."""
     removed = []
     for sub in (layout.IMAGE_DIR, layout.LABEL_DIR):
-        if not (folder / sub).is_dir():
+        if not (folder / sub).is_dir() or not _inside(root, folder / sub):
             continue
         for path in sorted((folder / sub).iterdir()):
             if _TEMP_NAME.match(path.name) and path.is_file():
@@ -673,12 +736,13 @@ def _build_sample(
     sample = prep.sample
     folder = root / sample.folder
     result.removed_temp += _remove_stale_temps(folder, root)
-    originals, tracing = _decode_inputs(root, sample)
+    originals, tracing = _decode_inputs(root, sample, prep.max_pixels)
     stripped_tracing = strip_border(tracing, prep.border)
     threshold = (
         labels.otsu_threshold(stripped_tracing) if options.threshold is None else options.threshold
     )
     label_full = labels.process_tracing(stripped_tracing, options.line_width, threshold)
+    _refuse_lost_lines(prep, stripped_tracing, label_full, threshold, options.line_width)
     sides = BorderSides.of(prep.border)
     planned: list[tuple[BuildEntry, bytes, str]] = []
     for fov, original in originals.items():
@@ -716,6 +780,8 @@ def _build_sample(
                 )
                 planned.append((entry, data, action))
     to_write = {e.output: e.output_sha256 for e, _, a in planned if a in ("write", "replace")}
+    for rel in to_write:
+        refuse_outside_root(root, rel)
     if to_write:
         journal.announce(to_write)
     for entry, data, action in planned:
@@ -762,6 +828,9 @@ def build(
     options: BuildOptions | None = None,
     samples: list[str] | None = None,
     plan_override: str | Path | None = None,
+    *,
+    max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
+    follow_links: bool = False,
 ) -> BuildResult:
     """Build the crop pairs of every sample (or of ``samples``) and write ``manifest.json``.
 
@@ -775,6 +844,11 @@ def build(
         are carried over.
     plan_override : path, optional
         A crop plan used for the selected samples instead of their ``crops.json``.
+    max_pixels : int or None
+        Pixel budget per original and tracing (see :func:`datatool.io.read_image`).
+    follow_links : bool
+        Read samples through symbolic links that leave ``root``; nothing is
+        ever written through such a link (the sample is refused).
 
     Returns
     -------
@@ -787,13 +861,13 @@ def build(
         manifest; raised before anything is written.
     """
     options = options or BuildOptions()
-    lay = layout.scan(root)
+    lay = layout.scan(root, follow_links=follow_links)
     root_path = Path(lay.root)
     selected = _select(lay, samples)
     manifest_path = root_path / layout.MANIFEST_FILE
     previous = _previous_manifest(manifest_path, options.force)
     override = Path(plan_override) if plan_override is not None else None
-    prepared = [_prepare(root_path, s, options, override) for s in selected]
+    prepared = [_prepare(root_path, s, options, override, max_pixels) for s in selected]
 
     result = BuildResult(manifest=manifest_path)
     previous_entries = {e.output: e for e in previous.entries} if previous else {}

@@ -9,18 +9,24 @@ import typer
 from datatool.cli._app import app, examples
 
 
-def _render_build(result, console, limit: int = 10) -> None:
+def _render_build(result, console, limit: int = 10, otsu: bool = True) -> None:
     """Per sample what was removed and built, then files kept, stale and the manifest."""
+    from datatool.cli._render import print_lines, say
+
+    how = "Otsu's threshold" if otsu else "--threshold"
     for s in result.samples:
         line = (
             f"{s.id} ({s.split}): removed {s.border.describe()} ({s.border_from}), "
-            f"{s.fields_of_view} field(s) of view x {s.boxes} box(es), "
-            f"tracing threshold {s.threshold:g}"
+            f"{s.fields_of_view} field(s) of view x {s.boxes} box(es), tracing split into "
+            f"lines and background at grey level {s.threshold:g} ({how})"
         )
-        console.print(line + (f" [yellow]- {s.border_note}[/]" if s.border_note else ""))
-    console.print(
+        say(console, line, hang="  ")
+        if s.border_note:
+            say(console, f"note: {s.border_note}", style="yellow", indent="    ")
+    say(
+        console,
         f"{len(result.written)} file(s) written, {len(result.unchanged)} unchanged, "
-        f"{len(result.kept)} kept (edited), {len(result.replaced)} edited file(s) replaced"
+        f"{len(result.kept)} kept (edited), {len(result.replaced)} edited file(s) replaced",
     )
     for title, paths in (
         ("kept edited crop(s), not overwritten (use --force to replace)", result.kept),
@@ -29,13 +35,12 @@ def _render_build(result, console, limit: int = 10) -> None:
         ("leftover temporary file(s) of an interrupted build removed", result.removed_temp),
     ):
         if paths:
-            console.print(f"[yellow]{len(paths)} {title}:[/]")
-            for rel in paths[:limit]:
-                console.print(f"  {rel}")
+            say(console, f"{len(paths)} {title}:", style="yellow")
+            print_lines(console, [f"  {rel}" for rel in paths[:limit]])
             if len(paths) > limit:
-                console.print(f"  ... and {len(paths) - limit} more")
+                say(console, f"  ... and {len(paths) - limit} more")
     state = "written" if result.manifest_written else "unchanged"
-    console.print(f"manifest {result.manifest} {state}")
+    say(console, f"manifest {result.manifest} {state}")
 
 
 @app.command(
@@ -57,6 +62,12 @@ def build_command(
     resolution: int = typer.Option(None, "--resolution", min=1, help="Resize crops to N x N."),
     force: bool = typer.Option(False, "--force", help="Overwrite edited crops."),
     no_check: bool = typer.Option(False, "--no-check", help="Skip the check after building."),
+    max_pixels: int = typer.Option(
+        100_000_000, "--max-pixels", min=1, help="Pixel budget per image; larger are refused."
+    ),
+    follow_links: bool = typer.Option(
+        False, "--follow-links", help="Read through links leaving ROOT (never written through)."
+    ),
 ) -> None:
     """Cut every field of view and its tracing into aligned crop pairs, then check them."""
     import os
@@ -76,11 +87,24 @@ def build_command(
         force=force,
     )
     console = Console()
-    result = build(root, options, samples=sample or None, plan_override=plan)
-    _render_build(result, console)
+    result = build(
+        root,
+        options,
+        samples=sample or None,
+        plan_override=plan,
+        max_pixels=max_pixels,
+        follow_links=follow_links,
+    )
+    _render_build(result, console, otsu=threshold is None)
     if no_check:
         raise typer.Exit(0)
-    report = run_check(root, CheckOptions(line_width=line_width, workers=os.cpu_count() or 1))
+    check_options = CheckOptions(
+        line_width=line_width,
+        workers=os.cpu_count() or 1,
+        max_pixels=max_pixels,
+        follow_links=follow_links,
+    )
+    report = run_check(root, check_options)
     render_report(report, console)
     raise typer.Exit(0 if report.ok else 1)
 

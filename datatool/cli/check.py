@@ -39,6 +39,12 @@ def check_command(
     max_offset: float = typer.Option(1.0, "--max-offset", min=0, help="Alignment tolerance, px."),
     fast: bool = typer.Option(False, "--fast", help="Skip the pixel alignment search."),
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0: all cores)."),
+    max_pixels: int = typer.Option(
+        100_000_000, "--max-pixels", min=1, help="Pixel budget per image; larger are refused."
+    ),
+    follow_links: bool = typer.Option(
+        False, "--follow-links", help="Read through symbolic links that leave ROOT."
+    ),
 ) -> None:
     """Check names, pairing, labels and alignment; exit 1 when there are errors."""
     import os
@@ -54,6 +60,8 @@ def check_command(
         alignment=not fast,
         workers=workers or os.cpu_count() or 1,
         strict=strict,
+        max_pixels=max_pixels,
+        follow_links=follow_links,
     )
     fmt = OutputFormat.json if json_out else output_format
     with progress_bar("checking samples", enabled=fmt is OutputFormat.text) as progress:

@@ -127,7 +127,7 @@ def _file_key(path: Path) -> tuple[str, int, int]:
 def _other_tracing(key: tuple[str, int, int], width: int) -> align.SearchImage | None:
     """Another sample's processed tracing, cached per worker process (key: path, mtime, size)."""
     try:
-        grey = io.read_image(key[0]).pixels
+        grey = io.read_image(key[0], role="tracing").pixels
     except ImageReadError:
         return None
     return align.SearchImage(processed_tracing(grey, width, Border()))

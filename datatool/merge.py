@@ -1378,7 +1378,12 @@ class DatasetInfo(BaseModel):
     )
 
 
-def describe(root: str | os.PathLike[str], *, max_measured: int = 500) -> DatasetInfo:
+def describe(
+    root: str | os.PathLike[str],
+    *,
+    max_measured: int = 500,
+    max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
+) -> DatasetInfo:
     """Summarise a dataset: pairs per split and source, sizes, line widths, lineage.
 
     Parameters
@@ -1387,19 +1392,30 @@ def describe(root: str | os.PathLike[str], *, max_measured: int = 500) -> Datase
         A tree or flat set; a merged set's manifest adds sources and lineage.
     max_measured : int
         Decode at most this many pairs (evenly spread) for sizes and line widths.
+    max_pixels : int or None
+        Pixel budget per image; larger files are not decoded (not measured).
+
+    Raises
+    ------
+    DatatoolError
+        The folder holds no complete image/label pair (the message says what was
+        looked for and what was found).
     """
     from datatool import labels
 
     layout = scan(root)
     pairs = [p for p in layout.pairs if p.image and p.label]
+    if not pairs:
+        raise DatatoolError(layout_mod.diagnose_empty(root))
     step = max(1, int(np.ceil(len(pairs) / max(1, max_measured))))
     sizes: Counter[str] = Counter()
     widths = []
     measured = pairs[::step]
     for entry in measured:
         try:
-            image = io.read_image(layout.path(entry.image))
-            width = labels.estimate_line_width(io.read_truth(layout.path(entry.label)))
+            image = io.read_image(layout.path(entry.image), max_pixels=max_pixels)
+            truth = io.read_truth(layout.path(entry.label), max_pixels=max_pixels)
+            width = labels.estimate_line_width(truth)
         except ImageReadError:
             continue
         h, w = image.pixels.shape

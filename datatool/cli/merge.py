@@ -102,12 +102,15 @@ def info_command(
     root: Path = typer.Argument(..., help="A dataset: tree, flat set or merged set."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON, nothing else."),
     max_measured: int = typer.Option(500, "--measure", min=1, help="Pairs decoded for widths."),
+    max_pixels: int = typer.Option(
+        100_000_000, "--max-pixels", min=1, help="Pixel budget per image; larger are skipped."
+    ),
 ) -> None:
     """Show what a dataset is made of: pairs per source and split, sizes, widths, lineage."""
     from datatool.cli._render import make_console, render_pairs
     from datatool.merge import describe
 
-    info = describe(root, max_measured=max_measured)
+    info = describe(root, max_measured=max_measured, max_pixels=max_pixels)
     if json_out:
         typer.echo(info.model_dump_json(indent=2))
         raise typer.Exit(0 if info.manifest_matches is not False else 1)

@@ -85,7 +85,7 @@ def pairs_from_dataset(root: str | os.PathLike[str]) -> list[EvalPair]:
         if p.image and p.label
     ]
     if not pairs:
-        raise DatatoolError(f"{root}: no image with a matching label to evaluate on")
+        raise DatatoolError(layout.diagnose_empty(root))
     return _unique(pairs)
 
 

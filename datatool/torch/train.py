@@ -183,6 +183,8 @@ def train_from_dataset(
         if p.image and p.label and (split is None or p.split in (split, None))
     ]
     if not pairs:
-        raise DatatoolError(f"{root}: no image with a matching label in split {split!r}")
+        if scanned.pairs and split is not None:
+            raise DatatoolError(f"{root}: no image with a matching label in split {split!r}")
+        raise DatatoolError(layout.diagnose_empty(root))
     images, truths = load_pairs(pairs, config.resolution, config.line_width)
     return train_unet(images, truths, out_dir, config, on_epoch)

@@ -40,6 +40,12 @@ def score(
             "covers most of the image, said on stderr.",
         ),
     ] = None,
+    max_pixels: Annotated[
+        int,
+        typer.Option(
+            "--max-pixels", min=1, help="Pixel budget per image; larger files are refused."
+        ),
+    ] = 100_000_000,
 ) -> None:
     """Score predictions against a label; lower losses and higher P/R/F1 are better."""
     from pydantic import ValidationError
@@ -62,7 +68,12 @@ def score(
         )
         raise UsageError(f"invalid option: {problems}") from None
     results = score_files(
-        predictions, truth, params, overlay_dir=overlay, invert_truth=invert_truth
+        predictions,
+        truth,
+        params,
+        overlay_dir=overlay,
+        invert_truth=invert_truth,
+        max_pixels=max_pixels,
     )
     for note in dict.fromkeys(n for r in results for n in r.notes):
         typer.echo(f"note: {note}", err=True)

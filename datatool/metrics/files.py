@@ -18,7 +18,9 @@ INVERTED_SHARE = 0.5
 a black-on-white tracing, and a prediction above 0.5 on most pixels was saved inverted."""
 
 
-def read_binary_truth(path: str | os.PathLike[str]) -> np.ndarray:
+def read_binary_truth(
+    path: str | os.PathLike[str], *, max_pixels: int | None = 100_000_000
+) -> np.ndarray:
     """Read a label image as ``(H, W)`` bool, refusing one that is not black and white.
 
     Returns
@@ -36,7 +38,7 @@ def read_binary_truth(path: str | os.PathLike[str]) -> np.ndarray:
     """
     from datatool import io
 
-    decoded = io.read_image(path)
+    decoded = io.read_image(path, role="label", max_pixels=max_pixels)
     pixels = decoded.pixels
     grey_share = float(np.mean((pixels > 0) & (pixels < decoded.max_value))) if pixels.size else 0
     lines = label_lines(pixels)
@@ -119,6 +121,7 @@ def score_files(
     overlay_dir: str | os.PathLike[str] | None = None,
     *,
     invert_truth: bool | None = None,
+    max_pixels: int | None = 100_000_000,
 ) -> list[ScoredPrediction]:
     """Score prediction images (value / 255) against one label image.
 
@@ -135,6 +138,9 @@ def score_files(
     invert_truth : bool or None
         Polarity of the truth (see :func:`truth_polarity`): None detects a
         black-on-white truth and inverts it, saying so in each row's ``notes``.
+    max_pixels : int or None
+        Pixel budget per image: larger files are refused from their header,
+        before any memory is spent on them.
 
     Returns
     -------
@@ -152,11 +158,13 @@ def score_files(
 
     params = params or ScoreParams()
     truth, truth_notes = truth_polarity(
-        read_binary_truth(truth_path), Path(truth_path).name, invert_truth
+        read_binary_truth(truth_path, max_pixels=max_pixels),
+        Path(truth_path).name,
+        invert_truth,
     )
     results = []
     for path in prediction_paths:
-        pred = io.read_grey_float(path)
+        pred = io.read_grey_float(path, max_pixels=max_pixels)
         if pred.shape != truth.shape:
             raise DatatoolError(
                 f"{path}: prediction is {pred.shape[1]}x{pred.shape[0]} px but the label "

@@ -102,8 +102,8 @@ def label_quality(pair: PairData, options: CheckOptions) -> Iterator[Finding]:
             "few-grains",
             "grains",
             rel,
-            f"{grains} complete grain(s) in the crop; the lab aims at more than "
-            f"{options.min_grains}",
+            f"{grains} complete grain(s) in the crop, fewer than the "
+            f"{options.min_grains} the lab aims at",
             measured=grains,
             expected=options.min_grains,
         )

@@ -90,9 +90,15 @@ def print_lines(console: Console, lines: Iterable[str | Text], style: str | None
         console.print(text, soft_wrap=True, highlight=False)
 
 
-def say(console: Console, text: str, style: str | None = None, indent: str = "") -> None:
-    """Print ``text`` wrapped at spaces to the console width (paths whole)."""
-    print_lines(console, wrap(text, console.width, indent=indent), style)
+def say(
+    console: Console, text: str, style: str | None = None, indent: str = "", hang: str = ""
+) -> None:
+    """Print ``text`` wrapped at spaces to the console width (paths whole).
+
+    Every line starts with ``indent``; lines after the first get ``hang`` more.
+    """
+    lines = wrap(text, console.width, indent=indent + hang, first=indent)
+    print_lines(console, lines, style)
 
 
 def labelled_path(label: str, path: str, width: int, indent: str = "    ") -> list[str]:

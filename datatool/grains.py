@@ -646,3 +646,46 @@ def colour_labels(label_image: np.ndarray, seed: int = 0) -> np.ndarray:
     palette = np.random.default_rng(seed).integers(60, 256, size=(top + 1, 3)).astype(np.uint8)
     palette[0] = 0
     return palette[label_image]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def measure_file(path: str, pixel_size_um: float | None = None) -> tuple[GrainStats, GrainMap]:
+    """Read a tracing file and measure its grains.
+
+    Parameters
+    ----------
+    path : str
+        A PNG or TIFF tracing, either polarity.
+    pixel_size_um : float, optional
+        Overrides the pixel size; otherwise a TIFF's metadata gives it
+        (:func:`datatool.io.tiff_pixel_size`), else sizes are in px only.
+
+    Returns
+    -------
+    (GrainStats, GrainMap)
+
+    Raises
+    ------
+    DatatoolError
+        The file cannot be read or is not a tracing (one line naming it).
+    """
+    from datatool import io
+    from datatool.errors import DatatoolError
+
+    grey = io.read_grey(path)
+    try:
+        boundary = tracing_boundary(grey)
+    except ValueError as exc:
+        raise DatatoolError(f"{path}: {exc}") from None
+    source = "--pixel-size" if pixel_size_um is not None else None
+    if pixel_size_um is None:
+        found = io.tiff_pixel_size(path)
+        if found is not None:
+            pixel_size_um, source = found
+    gmap = grain_map(boundary)
+    stats = grain_stats(
+        boundary, pixel_size_um, pixel_size_source=source, file=str(path), gmap=gmap
+    )
+    return stats, gmap

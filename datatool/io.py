@@ -470,8 +470,9 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
     Parameters
     ----------
-    pixels : (H, W) uint8 or bool, or (H, W, 3) / (H, W, 4) uint8 ndarray
-        Greyscale (bool becomes 0/255), RGB or RGBA.
+    pixels : (H, W) uint8, uint16 or bool, or (H, W, 3) / (H, W, 4) uint8 ndarray
+        Greyscale (bool becomes 0/255; uint16 gives a 16-bit PNG, e.g. a grain
+        label image), RGB or RGBA.
 
     Returns
     -------
@@ -488,8 +489,8 @@ def encode_png(pixels: np.ndarray) -> bytes:
         raise ValueError(
             f"expected (H, W), (H, W, 3) or (H, W, 4) pixels, got shape {pixels.shape}"
         )
-    if pixels.dtype != np.uint8:
-        raise TypeError(f"expected uint8 or bool pixels, got {pixels.dtype}")
+    if pixels.dtype != np.uint8 and not (pixels.dtype == np.uint16 and pixels.ndim == 2):
+        raise TypeError(f"expected uint8 or bool pixels (uint16 greyscale), got {pixels.dtype}")
     buf = _io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels)).save(
         buf, format="PNG", optimize=False, compress_level=6
@@ -534,3 +535,82 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- metadata
+
+#: Resolutions (per inch) that image editors write by default: no physical pixel size.
+_EDITOR_DPI = (72.0, 96.0, 150.0, 300.0, 600.0)
+_TO_UM = {"nm": 1e-3, "um": 1.0, "µm": 1.0, "μm": 1.0, "micron": 1.0, "microns": 1.0, "mm": 1e3}
+
+
+def _fei_pixel_um(fei: dict) -> float | None:
+    for section in ("Scan", "EScan", "Image"):
+        value = (fei.get(section) or {}).get("PixelWidth")
+        if isinstance(value, int | float) and value > 0:
+            return float(value) * 1e6  # metres
+    return None
+
+
+def _zeiss_pixel_um(sem: dict) -> float | None:
+    for key in ("ap_image_pixel_size", "ap_pixel_size"):
+        entry = sem.get(key)
+        if isinstance(entry, tuple) and len(entry) >= 3 and isinstance(entry[1], int | float):
+            factor = _TO_UM.get(str(entry[2]).replace("\\u00b5", "µ"))
+            if factor and entry[1] > 0:
+                return float(entry[1]) * factor
+    return None
+
+
+def _tag_pixel_um(tif: object) -> tuple[float, str] | None:
+    page = tif.pages.first  # type: ignore[attr-defined]
+    xres = page.tags.get("XResolution")
+    unit = page.tags.get("ResolutionUnit")
+    if xres is None or unit is None:
+        return None
+    numerator, denominator = xres.value
+    per_unit = numerator / denominator if denominator else 0.0
+    if per_unit <= 0:
+        return None
+    imagej = tif.imagej_metadata or {}  # type: ignore[attr-defined]
+    ij_unit = str(imagej.get("unit", "")).replace("\\u00B5", "µ").replace("\\u00b5", "µ")
+    if ij_unit in _TO_UM:
+        return _TO_UM[ij_unit] / per_unit, f"ImageJ metadata ({ij_unit})"
+    code = int(unit.value)
+    if code == 3:  # centimetre
+        return 1e4 / per_unit, "TIFF resolution tags (per cm)"
+    if code == 2 and round(per_unit, 3) not in _EDITOR_DPI:  # inch, not an editor default
+        return 25400.0 / per_unit, "TIFF resolution tags (per inch)"
+    return None
+
+
+def tiff_pixel_size(path: str | os.PathLike[str]) -> tuple[float, str] | None:
+    """The pixel size a TIFF micrograph records, in µm, and where it was found.
+
+    Looks at FEI and Zeiss SEM headers, ImageJ metadata, then the resolution
+    tags (ignoring the 72/96/300 dpi editors write by default). Needs the
+    optional ``tifffile`` package (``pip install datatool[tiff]``).
+
+    Returns
+    -------
+    (float, str) or None
+        ``(µm per pixel, source)``; None for a non-TIFF, a TIFF without a
+        physical pixel size, or when tifffile is not installed.
+    """
+    if Path(path).suffix.lower() not in (".tif", ".tiff"):
+        return None
+    try:
+        import tifffile
+    except ImportError:
+        return None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            fei = _fei_pixel_um(tif.fei_metadata or {})
+            if fei:
+                return fei, "FEI SEM header (PixelWidth)"
+            zeiss = _zeiss_pixel_um(tif.sem_metadata or {})
+            if zeiss:
+                return zeiss, "Zeiss SEM header (Image Pixel Size)"
+            return _tag_pixel_um(tif)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, tifffile.TiffFileError):
+        return None

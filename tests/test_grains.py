@@ -262,3 +262,117 @@ def test_colour_labels_is_rgb_black_on_the_lines() -> None:
     picture = grains.colour_labels(gmap.labels)
     assert picture.shape == (105, 105, 3) and picture.dtype == np.uint8
     assert (picture[gmap.skeleton] == 0).all() and (picture[~gmap.skeleton] > 0).any(axis=-1).all()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _write_tracing(path, seed: int = 2, size: int = 160) -> np.ndarray:
+    from datatool import io
+
+    tracing = synth.make_sample(seed, (size, size), 24.0, fields_of_view=1, strip=0).tracing
+    io.write_png(path, tracing)
+    return tracing
+
+
+def test_cli_json_one_object_per_file_in_order(tmp_path, run_cli) -> None:
+    from datatool import io
+
+    first, second = tmp_path / "b_trace.png", tmp_path / "a_trace.png"
+    _write_tracing(first, seed=2)
+    _write_tracing(second, seed=3)
+    io.write_png(tmp_path / "empty.png", np.zeros((40, 40), np.uint8))
+    code, out, err = run_cli(
+        "grains", first, second, tmp_path / "empty.png", "--json", "--pixel-size", "500nm"
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert [d["file"] for d in data] == [str(first), str(second), str(tmp_path / "empty.png")]
+    expected = grains.grain_stats(grains.tracing_boundary(io.read_grey(first)), 0.5)
+    for key in (
+        "grains",
+        "mean_chord_px",
+        "mean_intercept_px",
+        "astm_g",
+        "open_ends",
+        "boundary_fraction",
+    ):
+        assert data[0][key] == getattr(expected, key), key
+    assert data[0]["pixel_size_source"] == "--pixel-size" and data[0]["grains"] > 10
+    assert data[2]["grains"] == 0 and data[2]["mean_area_px"] is None
+
+
+def test_cli_text_names_the_pixel_size_source(tmp_path, run_cli) -> None:
+    tracing = tmp_path / "t.png"
+    _write_tracing(tracing)
+    code, out, _ = run_cli("grains", tracing)
+    assert code == 0 and "sizes in px only" in out and "—" in out  # no ASTM G without a size
+    code, out, _ = run_cli("grains", tracing, "--pixel-size", "0.5µm")
+    assert code == 0 and "0.5 µm from --pixel-size" in out
+
+
+def test_cli_reads_the_pixel_size_of_a_tiff(tmp_path, run_cli) -> None:
+    tifffile = pytest.importorskip("tifffile")
+    tracing = synth.make_sample(2, (160, 160), 24.0, fields_of_view=1, strip=0).tracing
+    path = tmp_path / "t.tif"
+    tifffile.imwrite(path, tracing, imagej=True, resolution=(4.0, 4.0), metadata={"unit": "um"})
+    code, out, err = run_cli("grains", path, "--json")
+    assert code == 0, err
+    data = json.loads(out)[0]
+    assert data["pixel_size_um"] == 0.25 and "ImageJ" in data["pixel_size_source"]
+    assert data["astm_g"] is not None
+    zeiss = tmp_path / "zeiss.tif"
+    header = "0\r\nAP_IMAGE_PIXEL_SIZE\r\nImage Pixel Size = 250 nm\r\n"
+    tifffile.imwrite(zeiss, tracing, extratags=[(34118, "s", 0, header, True)])
+    fei = tmp_path / "fei.tif"
+    tifffile.imwrite(
+        fei, tracing, extratags=[(34682, "s", 0, "[Scan]\r\nPixelWidth=2.5e-07\r\n", True)]
+    )
+    for path, source in ((zeiss, "Zeiss"), (fei, "FEI")):
+        data = json.loads(run_cli("grains", path, "--json")[1])[0]
+        assert data["pixel_size_um"] == pytest.approx(0.25) and source in data["pixel_size_source"]
+    # The option wins over the metadata.
+    data = json.loads(run_cli("grains", fei, "--json", "--pixel-size", "1um")[1])[0]
+    assert data["pixel_size_um"] == 1.0 and data["pixel_size_source"] == "--pixel-size"
+
+
+def test_cli_labels_out_writes_16_bit_labels(tmp_path, run_cli) -> None:
+    from PIL import Image
+
+    from datatool import io
+
+    tracing = tmp_path / "t.png"
+    _write_tracing(tracing)
+    code, _, err = run_cli("grains", tracing, "--labels-out", tmp_path / "out")
+    assert code == 0, err
+    with Image.open(tmp_path / "out" / "t_grains.png") as img:
+        assert img.mode.startswith("I")
+        written = np.asarray(img).astype(np.int64)
+    gmap = grains.grain_map(grains.tracing_boundary(io.read_grey(tracing)))
+    assert (written == gmap.labels).all()
+    colour = io.read_image(tmp_path / "out" / "t_grains_colour.png")
+    assert colour.pixels.shape == gmap.labels.shape
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "code", "words"),
+    [
+        ("micrograph", (), 1, "not a tracing"),
+        ("garbage", (), 1, "not an image"),
+        ("tracing", ("--pixel-size", "0.5"), 2, "--pixel-size"),
+        ("missing", (), 1, "cannot open"),
+    ],
+)
+def test_cli_bad_input_is_one_line(tmp_path, run_cli, make, args, code, words) -> None:
+    from datatool import io
+
+    path = tmp_path / "x.png"
+    if make == "micrograph":
+        io.write_png(path, synth.make_sample(1, (96, 96), 20.0, 1, strip=0).originals[0])
+    elif make == "garbage":
+        path.write_bytes(b"not a png at all")
+    elif make == "tracing":
+        _write_tracing(path)
+    got, out, err = run_cli("grains", path, *args)
+    assert got == code and words in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -50,8 +50,9 @@ def test_infer_writes_predictions(setup, tmp_path, capsys):
         assert img.mode == "L" and img.size == source.size  # at the input's own size
 
 
-def test_evaluate_dataset_end_to_end(setup, tmp_path, capsys):
+def test_evaluate_dataset_end_to_end(setup, tmp_path, capsys, monkeypatch):
     root, data, ckpt = setup
+    monkeypatch.setenv("COLUMNS", "200")  # room for every column, the checkpoint names too
     code, out, err = run_cli(
         ["evaluate", str(ckpt), "--dataset", str(data), "--out", str(tmp_path),
          "--resolution", "32", "--device", "cpu", "--sigma", "1", "--sigma", "3",

@@ -1,4 +1,4 @@
-"""``datatool score``: BCE, top-hat, Gaussian and tolerance P/R/F1 of predictions."""
+"""``datatool score``: BCE, top-hat, Gaussian, tolerant BCE and tolerance P/R/F1 of predictions."""
 
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ def score(
         list[Path], typer.Argument(help="Prediction images (8-bit PNG, value / 255).")
     ],
     truth: Annotated[Path, typer.Option("--truth", help="Label image: white lines on black.")],
-    sigma: Annotated[float, typer.Option(help="Gaussian loss sigma, px.")] = 3.0,
-    kernel_size: Annotated[int, typer.Option(help="Gaussian loss window, px (odd).")] = 15,
+    sigma: Annotated[float, typer.Option(help="Gaussian and tolerant BCE sigma, px.")] = 3.0,
+    kernel_size: Annotated[
+        int, typer.Option(help="Gaussian and tolerant BCE window, px (odd).")
+    ] = 15,
     tophat_kernel_size: Annotated[int, typer.Option(help="Top-hat halo side, px (odd).")] = 3,
     tolerance: Annotated[float, typer.Option(help="P/R/F1 match distance, px.")] = 2.0,
     matching: Annotated[
@@ -30,6 +32,10 @@ def score(
     ] = "nearest",
     overlay: Annotated[
         Path | None, typer.Option("--overlay", help="Write overlay PNGs into this folder.")
+    ] = None,
+    image: Annotated[
+        Path | None,
+        typer.Option("--image", help="The micrograph: overlays are drawn over it (label's size)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead.")] = False,
     invert_truth: Annotated[
@@ -72,6 +78,7 @@ def score(
         truth,
         params,
         overlay_dir=overlay,
+        image_path=image,
         invert_truth=invert_truth,
         max_pixels=max_pixels,
     )
@@ -90,12 +97,14 @@ def _render_table(results: list) -> None:
     from datatool.cli._render import Column, make_console, render_table
 
     params = results[0].params
-    # Dropped first when narrow: the two tolerant losses, then BCE; F1 stays.
+    # Dropped first when narrow: the lab's two tolerant losses, then BCE, then the
+    # balanced tolerant BCE; F1 stays.
     columns = [
         Column("prediction", key=True),
-        Column("BCE", right=True, drop=3),
-        Column("top-hat", right=True, drop=5),
-        Column("Gaussian", right=True, drop=4),
+        Column("BCE", right=True, drop=4),
+        Column("top-hat", right=True, drop=6),
+        Column("Gaussian", right=True, drop=5),
+        Column("tolerant BCE", right=True, drop=3),
         Column("precision", right=True, drop=2),
         Column("recall", right=True, drop=1),
         Column("F1", right=True),
@@ -106,6 +115,7 @@ def _render_table(results: list) -> None:
             f"{r.bce:.4f}",
             f"{r.tophat:.5f}",
             f"{r.gaussian:.5f}",
+            f"{r.tolerant_bce:.4f}",
             f"{r.precision:.3f}",
             f"{r.recall:.3f}",
             f"{r.f1:.3f}",
@@ -120,6 +130,7 @@ def _render_table(results: list) -> None:
         notes=[
             f"top-hat k={params.tophat_kernel_size}; Gaussian sigma={params.sigma:g} "
             f"k={params.kernel_size}; P/R/F1 within {params.tolerance:g} px ({params.matching}); "
-            "BCE, top-hat, Gaussian: lower is better; precision, recall, F1: higher is better"
+            "BCE, top-hat, Gaussian, tolerant BCE (same sigma and k): lower is better; "
+            "precision, recall, F1: higher is better"
         ],
     )

@@ -380,7 +380,9 @@ def plot_loss_vs_epoch(result: SweepResult, path: str | os.PathLike[str]) -> Pat
                 label="min-max over images",
             )
         title = _TITLES.get(metric)
-        if title is None:  # gaussian_sigma<s>
+        if title is None and metric.startswith("tolerant_bce_sigma"):
+            title = f"Tolerant BCE, sigma = {metric.removeprefix('tolerant_bce_sigma')} px"
+        elif title is None:  # gaussian_sigma<s>
             title = f"Gaussian loss, sigma = {metric.removeprefix('gaussian_sigma')} px"
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")

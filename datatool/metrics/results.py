@@ -24,6 +24,7 @@ from datatool.metrics.losses import (
     bce,
     gaussian_loss,
     tolerance_prf,
+    tolerant_bce,
     tophat_loss,
 )
 
@@ -93,6 +94,13 @@ class ScoreRow(BaseModel):
         default_factory=dict,
         description="Normalized Gaussian loss per sigma (key: sigma in px; lower is better).",
     )
+    tolerant_bce: float = Field(
+        description="Balanced tolerant BCE at the first sigma, >= 0 (lower is better)."
+    )
+    tolerant_bce_sigmas: dict[str, float] = Field(
+        default_factory=dict,
+        description="Balanced tolerant BCE per sigma (key: sigma in px; lower is better).",
+    )
     precision: float = Field(description="Share of predicted centre line near the truth.")
     recall: float = Field(description="Share of the truth centre line found by the prediction.")
     f1: float = Field(description="Harmonic mean of precision and recall.")
@@ -108,6 +116,9 @@ class ScoreRow(BaseModel):
         sigmas = self.gaussian_sigmas or {"": self.gaussian}
         for key, value in sigmas.items():
             values[f"gaussian_sigma{key}" if key else "gaussian"] = value
+        tolerant = self.tolerant_bce_sigmas or {"": self.tolerant_bce}
+        for key, value in tolerant.items():
+            values[f"tolerant_bce_sigma{key}" if key else "tolerant_bce"] = value
         values.update(precision=self.precision, recall=self.recall, f1=self.f1)
         return values
 
@@ -130,7 +141,7 @@ def score(
     params: ScoreParams | None = None,
     sigmas: Sequence[float] = (),
 ) -> ScoreRow:
-    """Compute BCE, the top-hat and Gaussian losses and the tolerance P/R/F1.
+    """Compute BCE, the top-hat, Gaussian and tolerant BCE losses and the tolerance P/R/F1.
 
     Parameters
     ----------
@@ -139,7 +150,7 @@ def score(
     params : ScoreParams, optional
         Defaults to ``ScoreParams()``.
     sigmas : sequence of float, optional
-        Further sigmas of the Gaussian loss, after ``params.sigma``.
+        Further sigmas of the Gaussian and tolerant BCE losses, after ``params.sigma``.
 
     Returns
     -------
@@ -148,17 +159,19 @@ def score(
     params = params or ScoreParams()
     pred, truth = _check_pair(pred, truth)
     prf = tolerance_prf(pred, truth, params.tolerance, params.matching)
-    gaussian = {
-        sigma_label(params.sigma): gaussian_loss(pred, truth, params.sigma, params.kernel_size)
-    }
-    for sigma in sigmas:
+    gaussian: dict[str, float] = {}
+    tolerant: dict[str, float] = {}
+    for sigma in (params.sigma, *sigmas):
         if sigma_label(sigma) not in gaussian:
             gaussian[sigma_label(sigma)] = gaussian_loss(pred, truth, sigma, params.kernel_size)
+            tolerant[sigma_label(sigma)] = tolerant_bce(pred, truth, sigma, params.kernel_size)
     return ScoreRow(
         bce=bce(pred, truth),
         tophat=tophat_loss(pred, truth, params.tophat_kernel_size),
         gaussian=gaussian[sigma_label(params.sigma)],
         gaussian_sigmas=gaussian,
+        tolerant_bce=tolerant[sigma_label(params.sigma)],
+        tolerant_bce_sigmas=tolerant,
         precision=prf.precision,
         recall=prf.recall,
         f1=prf.f1,
@@ -184,6 +197,10 @@ def mean_scores(rows: Sequence[ScoreRow]) -> dict[str, object]:
         "gaussian": mean([r.gaussian for r in rows]),
         "gaussian_sigmas": {
             k: mean([r.gaussian_sigmas[k] for r in rows]) for k in first.gaussian_sigmas
+        },
+        "tolerant_bce": mean([r.tolerant_bce for r in rows]),
+        "tolerant_bce_sigmas": {
+            k: mean([r.tolerant_bce_sigmas[k] for r in rows]) for k in first.tolerant_bce_sigmas
         },
         "precision": mean([r.precision for r in rows]),
         "recall": mean([r.recall for r in rows]),
@@ -260,4 +277,5 @@ class SweepResult(BaseModel):
     def metric_names(self) -> list[str]:
         """Column names of the scores, in table order."""
         sigmas = [f"gaussian_sigma{sigma_label(s)}" for s in self.options.sigmas]
-        return ["bce", "tophat", *sigmas, "precision", "recall", "f1"]
+        tolerant = [f"tolerant_bce_sigma{sigma_label(s)}" for s in self.options.sigmas]
+        return ["bce", "tophat", *sigmas, *tolerant, "precision", "recall", "f1"]

@@ -159,3 +159,32 @@ def test_bad_option_is_a_usage_error(images, capsys, option, value, match):
     code, _, err = run(["score", str(shifted), "--truth", str(truth), option, value], capsys)
     assert code == 2
     assert match in err
+
+
+def test_overlay_over_the_image_is_large_with_a_key(images, tmp_path, capsys):
+    from PIL import Image
+
+    truth, shifted, _ = images
+    micrograph = tmp_path / "micrograph.png"
+    side = io.read_grey(truth).shape
+    io.write_png(micrograph, np.full(side, 100, np.uint8))
+    out_dir = tmp_path / "pictures"
+    code, _, err = run(
+        ["score", str(shifted), "--truth", str(truth), "--image", str(micrograph),
+         "--overlay", str(out_dir)],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    with Image.open(out_dir / "shifted.overlay.png") as picture:
+        rgb = np.asarray(picture.convert("RGB"))
+    assert max(rgb.shape[:2]) >= 512
+    # The micrograph's grey shows where there is no line.
+    assert (rgb == 100).all(axis=-1).mean() > 0.3
+    small = tmp_path / "small.png"
+    io.write_png(small, np.zeros((10, 10), np.uint8))
+    code, _, err = run(
+        ["score", str(shifted), "--truth", str(truth), "--image", str(small),
+         "--overlay", str(out_dir)],
+        capsys,
+    )  # fmt: skip
+    assert code == 1 and "small.png" in err and len(err.strip().splitlines()) == 1

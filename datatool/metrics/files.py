@@ -122,6 +122,7 @@ def score_files(
     *,
     invert_truth: bool | None = None,
     max_pixels: int | None = 100_000_000,
+    image_path: str | os.PathLike[str] | None = None,
 ) -> list[ScoredPrediction]:
     """Score prediction images (value / 255) against one label image.
 
@@ -141,6 +142,9 @@ def score_files(
     max_pixels : int or None
         Pixel budget per image: larger files are refused from their header,
         before any memory is spent on them.
+    image_path : path-like, optional
+        The micrograph the predictions were made from: the overlays are drawn
+        over it. Must have the label's size.
 
     Returns
     -------
@@ -162,6 +166,14 @@ def score_files(
         Path(truth_path).name,
         invert_truth,
     )
+    micrograph = None
+    if image_path is not None and overlay_dir is not None:
+        micrograph = io.read_grey_float(image_path, max_pixels=max_pixels)
+        if micrograph.shape != truth.shape:
+            raise DatatoolError(
+                f"{image_path}: micrograph is {micrograph.shape[1]}x{micrograph.shape[0]} px "
+                f"but the label {truth_path} is {truth.shape[1]}x{truth.shape[0]} px"
+            )
     results = []
     for path in prediction_paths:
         pred = io.read_grey_float(path, max_pixels=max_pixels)
@@ -176,5 +188,5 @@ def score_files(
             ScoredPrediction(**dict(row), prediction=str(path), truth=str(truth_path), notes=notes)
         )
         if overlay_dir is not None:
-            write_overlays(overlay_dir, Path(path).stem, pred, truth, params)
+            write_overlays(overlay_dir, Path(path).stem, pred, truth, params, micrograph=micrograph)
     return results

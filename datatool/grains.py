@@ -326,36 +326,37 @@ def intercept_counts(
         raise ValueError(f"spacing must be >= 1 px, got {spacing}")
     k = skeleton.astype(bool, copy=False)
     h, w = k.shape
-
-    def runs_along_rows(lines: np.ndarray) -> int:
-        if lines.size == 0:
-            return 0
-        return int(np.count_nonzero(lines[:, 0]) + np.count_nonzero(lines[:, 1:] & ~lines[:, :-1]))
-
-    rows = k[::spacing]
-    cols = np.ascontiguousarray(k[:, ::spacing].T)
-    ii, jj = np.indices((h, w))
-    on_diag = (jj - ii) % spacing == 0
-    on_anti = (jj + ii) % spacing == 0
-    # The previous pixel along a diagonal is (i-1, j-1); along an anti-diagonal (i-1, j+1).
-    before_diag = np.zeros_like(k)
-    before_diag[1:, 1:] = k[:-1, :-1]
-    before_anti = np.zeros_like(k)
-    before_anti[1:, :-1] = k[:-1, 1:]
-    root2 = math.sqrt(2.0)
+    # Work on the skeleton's pixels only (a few % of the image): a pixel starts a run
+    # when it is on a test line and its predecessor along that line is not in K.
+    ys, xs = np.nonzero(k)
+    padded = np.pad(k, 1)
+    before = {
+        "0deg": padded[ys + 1, xs],  # (y, x - 1)
+        "90deg": padded[ys, xs + 1],  # (y - 1, x)
+        "45deg": padded[ys, xs],  # (y - 1, x - 1)
+        "135deg": padded[ys, xs + 2],  # (y - 1, x + 1)
+    }
+    on_line = {
+        "0deg": ys % spacing == 0,
+        "90deg": xs % spacing == 0,
+        "45deg": (xs - ys) % spacing == 0,
+        "135deg": (xs + ys) % spacing == 0,
+    }
+    # Pixels of row i on the diagonals: columns j < w with j = i (45) or j = -i (135) mod spacing.
+    first_col = {"45deg": np.arange(h) % spacing, "135deg": (-np.arange(h)) % spacing}
+    diagonal_pixels = {
+        name: int(np.where(r < w, (w - 1 - r) // spacing + 1, 0).sum())
+        for name, r in first_col.items()
+    }
+    lengths = {
+        "0deg": float(-(-h // spacing) * w),
+        "90deg": float(-(-w // spacing) * h),
+        "45deg": math.sqrt(2.0) * diagonal_pixels["45deg"],
+        "135deg": math.sqrt(2.0) * diagonal_pixels["135deg"],
+    }
     return [
-        InterceptCount("0deg", float(rows.shape[0] * w), runs_along_rows(rows)),
-        InterceptCount("90deg", float(cols.shape[0] * h), runs_along_rows(cols)),
-        InterceptCount(
-            "45deg",
-            root2 * np.count_nonzero(on_diag),
-            int(np.count_nonzero(k & on_diag & ~before_diag)),
-        ),
-        InterceptCount(
-            "135deg",
-            root2 * np.count_nonzero(on_anti),
-            int(np.count_nonzero(k & on_anti & ~before_anti)),
-        ),
+        InterceptCount(name, lengths[name], int(np.count_nonzero(on_line[name] & ~before[name])))
+        for name in ("0deg", "90deg", "45deg", "135deg")
     ]
 
 
@@ -387,9 +388,16 @@ def astm_grain_size(intercept_mm: float) -> float:
 def skeleton_neighbours(skeleton: np.ndarray) -> np.ndarray:
     """``(H, W)`` uint8: the number of 8-neighbours in ``K`` of every pixel (0 off ``K``)."""
     _check_2d("skeleton", skeleton)
-    k = skeleton.astype(np.uint8)
-    counts = ndi.convolve(k, np.ones((3, 3), np.uint8), mode="constant", cval=0)
-    return np.where(k > 0, counts - 1, 0).astype(np.uint8)
+    k = skeleton.astype(bool, copy=False)
+    h, w = k.shape
+    padded = np.pad(k, 1).view(np.uint8)
+    counts = np.zeros((h, w), np.uint8)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            if (dy, dx) != (1, 1):
+                counts += padded[dy : dy + h, dx : dx + w]
+    counts[~k] = 0
+    return counts
 
 
 def open_ends(
@@ -410,11 +418,10 @@ def open_ends(
     """
     k = skeleton.astype(bool, copy=False)
     counts = skeleton_neighbours(k) if neighbours is None else neighbours
-    ends = k & (counts == 1)
     h, w = k.shape
-    inner = np.zeros_like(ends)
-    inner[margin + 1 : h - margin - 1, margin + 1 : w - margin - 1] = True
-    return np.argwhere(ends & inner).astype(np.int64)
+    ys, xs = np.nonzero(k & (counts == 1))
+    inner = (ys > margin) & (ys < h - 1 - margin) & (xs > margin) & (xs < w - 1 - margin)
+    return np.stack([ys[inner], xs[inner]], axis=1).astype(np.int64)
 
 
 def triple_junctions(skeleton: np.ndarray, neighbours: np.ndarray | None = None) -> int:

@@ -781,11 +781,8 @@ def _recover(dest: Path) -> list[str]:
                 "(a merge --update was killed while swapping it)"
             )
             continue
-        kept = _retire(old, dest)
-        notes.append(
-            f"{old}: finished retiring the earlier merge a killed merge --update replaced"
-            + (f"; {len(kept)} file(s) differ from {dest} and stay there" if kept else "")
-        )
+        notes.append(f"{old}: retired the earlier merge a killed merge --update replaced")
+        notes += _retire_notes(old, dest, *_retire(old, dest))
     for tmp in _leftovers(dest, _STAGING_INFIX):
         files = sum(1 for p in tmp.rglob("*") if not p.is_dir())
         try:
@@ -816,14 +813,20 @@ def _same_bytes(a: Path, b: Path) -> bool:
         return False
 
 
-def _retire(old: Path, dest: Path) -> list[str]:
-    """Remove the folder a --update swapped out of ``dest``, losing nothing; return what stays.
+def _retire(old: Path, dest: Path) -> tuple[list[str], list[str]]:
+    """Remove the folder a --update swapped out of ``dest``, losing nothing.
 
     A file whose counterpart in ``dest`` is the same file or has the same bytes
     goes. Any other file (one written into DEST while the merge ran) moves into
     ``dest`` when its place there is free, and otherwise stays in ``old``. The
     earlier ``manifest.json`` goes: the new one lists every earlier pair.
+
+    Returns
+    -------
+    (moved, kept) : two lists of str
+        Paths relative to the folders: moved into ``dest``; left in ``old``.
     """
+    moved: list[str] = []
     kept: list[str] = []
     for path in sorted(p for p in old.rglob("*") if not p.is_dir() or p.is_symlink()):
         rel = path.relative_to(old)
@@ -833,6 +836,7 @@ def _retire(old: Path, dest: Path) -> list[str]:
         elif not target.exists() and not target.is_symlink():
             target.parent.mkdir(parents=True, exist_ok=True)
             os.rename(path, target)
+            moved.append(rel.as_posix())
         else:
             kept.append(rel.as_posix())
     for folder in sorted((p for p in old.rglob("*") if p.is_dir()), reverse=True):
@@ -841,7 +845,23 @@ def _retire(old: Path, dest: Path) -> list[str]:
             folder.rmdir()
     if not kept:
         old.rmdir()
-    return kept
+    return moved, kept
+
+
+def _retire_notes(old: Path, dest: Path, moved: list[str], kept: list[str]) -> list[str]:
+    """Sentences about files that were not the earlier merge's."""
+    notes = []
+    if moved:
+        notes.append(
+            f"{dest}: {len(moved)} file(s) not in its manifest were kept in place "
+            f"(written into it while the merge ran?), e.g. {moved[0]}"
+        )
+    if kept:
+        notes.append(
+            f"{old}: {len(kept)} file(s) of {dest} that differ from the new merge's stay "
+            f"here, e.g. {kept[0]}"
+        )
+    return notes
 
 
 def _keep_staged(tmp: Path, dest: Path, why: str) -> _KeptStaging:
@@ -881,13 +901,7 @@ def _publish(tmp: Path, dest: Path, existing: MergeManifest | None) -> list[str]
     except OSError:
         os.rename(old, dest)
         raise
-    kept = _retire(old, dest)
-    if not kept:
-        return []
-    return [
-        f"{old}: {len(kept)} file(s) written into {dest} while the merge ran could not be "
-        f"moved into the new {dest.name} (a file of that name is there), e.g. {kept[0]}"
-    ]
+    return _retire_notes(old, dest, *_retire(old, dest))
 
 
 # --------------------------------------------------------------------------- merge
@@ -1281,7 +1295,7 @@ def _write_lineage(
         before = total_counts.get(tag)
         total_counts[tag] = (
             SourceCounts(
-                **{k: getattr(before, k) + getattr(counts, k) for k in counts.model_fields}
+                **{k: getattr(before, k) + getattr(counts, k) for k in SourceCounts.model_fields}
             )
             if before is not None
             else counts

@@ -163,6 +163,7 @@ def read_image(
                 "inference read all 16 bits",
             )
         )
+    notes = [*decoded.notes, *notes]
     return DecodedImage(decoded.pixels, decoded.mode, decoded.conversion, tuple(notes))
 
 

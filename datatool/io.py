@@ -150,10 +150,14 @@ def read_image(
         raise
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image file PIL can read") from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise ImageReadError(path, f"corrupt or truncated image ({exc})") from None
     except _ValueProblem as exc:
         raise ImageReadError(path, str(exc), code=exc.code) from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise ImageReadError(path, f"corrupt or truncated image ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged header can trip any decoder error
+        # (struct.error, IndexError, KeyError, ZeroDivisionError... seen on mutated TIFFs):
+        # whatever the decoder raises on this file, the file is corrupt, not the program.
+        raise ImageReadError(path, f"corrupt image ({type(exc).__name__}: {exc})") from None
     if decoded.pixels.dtype == np.uint16 and decoded.mode.startswith("I;16"):
         notes.append(
             ImageNote(

@@ -39,7 +39,7 @@ class CheckOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    line_width: int = Field(default=3, ge=1, description="Expected label line width, px.")
+    line_width: int = Field(default=3, ge=1, le=64, description="Expected label line width, px.")
     line_width_tolerance: float = Field(
         default=1.0, ge=0, description="Allowed difference from the expected width, px."
     )
@@ -51,13 +51,13 @@ class CheckOptions(BaseModel):
     )
     min_grains: int = Field(default=5, ge=0, description="Warn below this many complete grains.")
     max_offset: float = Field(
-        default=1.0, ge=0, description="Largest image/label box offset accepted, px."
+        default=1.0, ge=0, le=64, description="Largest image/label box offset accepted, px."
     )
     alignment: bool = Field(
         default=True, description="Run the costly pixel checks (alignment, pairing by content)."
     )
     workers: int = Field(
-        default_factory=lambda: os.cpu_count() or 1, ge=1, description="Worker processes."
+        default_factory=lambda: os.cpu_count() or 1, ge=1, le=1024, description="Worker processes."
     )
     strict: bool = Field(default=False, description="Warnings fail the check too.")
     max_pixels: int = Field(
@@ -276,7 +276,7 @@ def _load_modules() -> None:
         return
     import importlib
 
-    for module in ("files", "pairs"):
+    for module in ("files", "pairs", "registration"):
         importlib.import_module(f"{__name__}.{module}")
     for module in ("alignment", "leakage"):  # added by later work; optional until then
         try:

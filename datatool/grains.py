@@ -37,9 +37,28 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage as ndi
 
 from datatool import labels
+from datatool.labels import (  # the grain definition itself, shared with checks and plan
+    MIN_GRAIN_AREA,
+    GrainMap,
+    count_complete_grains,
+    grain_map,
+    grain_statistics,
+    untraced_fraction,
+    untraced_share,
+)
 
-#: Regions smaller than this (px) are specks at junctions, not grains.
-MIN_GRAIN_AREA = 10
+__all__ = [
+    "MIN_GRAIN_AREA",
+    "GrainMap",
+    "GrainStats",
+    "count_complete_grains",
+    "grain_map",
+    "grain_stats",
+    "grain_statistics",
+    "untraced_fraction",
+    "untraced_share",
+]
+
 
 #: Spacing of the intercept test lines (rows, columns, diagonals), px.
 TEST_LINE_SPACING = 10
@@ -50,13 +69,16 @@ EDGE_MARGIN = 3
 #: Open ends listed by position in a result (the count covers them all).
 LISTED_OPEN_ENDS = 10
 
+#: A label with this many open ends or more gets the check's ``open-ends`` warning
+#: (two gaps; a crop of a closed tracing has none: its lines end at the crop edge).
+MANY_OPEN_ENDS = 4
+
 #: A tracing is mostly black and white; beyond this share of mid-grey pixels it is not one.
 MID_GREY_LIMIT = 0.5
 
 _ASTM_SLOPE = -6.6439
 _ASTM_OFFSET = -3.2877
 
-_FOUR_CONNECTED = ndi.generate_binary_structure(2, 1)
 _EIGHT_CONNECTED = ndi.generate_binary_structure(2, 2)
 
 
@@ -122,145 +144,6 @@ def tracing_boundary(grey: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- grain label image
-
-
-@dataclass(frozen=True)
-class GrainMap:
-    """The grains of one boundary mask.
-
-    Attributes
-    ----------
-    boundary : (H, W) bool
-        ``B``, the line pixels as traced.
-    skeleton : (H, W) bool
-        ``K = skeletonize(B)``.
-    labels : (H, W) int32
-        0 on ``K``; 1..``regions`` for the 4-connected regions of ``~K``.
-    regions : int
-        Number of regions, complete or not.
-    areas : (regions + 1,) int64
-        Pixel count per label (``areas[0] = 0``).
-    complete : (regions + 1,) bool
-        True for complete grains (no image edge, at least ``min_area`` px).
-    touches_edge : (regions + 1,) bool
-        True for regions with a pixel on the image edge.
-    """
-
-    boundary: np.ndarray
-    skeleton: np.ndarray
-    labels: np.ndarray
-    regions: int
-    areas: np.ndarray
-    complete: np.ndarray
-    touches_edge: np.ndarray
-
-    @property
-    def count(self) -> int:
-        """Number of complete grains."""
-        return int(self.complete.sum())
-
-    @property
-    def complete_areas(self) -> np.ndarray:
-        """Areas of the complete grains in px, ``(count,)`` int64, in label order."""
-        return self.areas[self.complete]
-
-    def complete_labels(self) -> np.ndarray:
-        """``(H, W)`` int32: the label image with every non-complete region set to 0."""
-        keep = self.complete.copy()
-        return np.where(keep[self.labels], self.labels, 0).astype(np.int32)
-
-    def centroids(self) -> np.ndarray:
-        """``(count, 2)`` float64 centroids (row, column) of the complete grains, label order."""
-        if self.regions == 0:
-            return np.zeros((0, 2))
-        rows, cols = np.indices(self.labels.shape)
-        flat = self.labels.ravel()
-        n = self.regions + 1
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cy = np.bincount(flat, rows.ravel(), n) / self.areas
-            cx = np.bincount(flat, cols.ravel(), n) / self.areas
-        return np.stack([cy, cx], axis=1)[self.complete]
-
-
-def grain_map(
-    boundary: np.ndarray,
-    min_area: int = MIN_GRAIN_AREA,
-    skeleton: np.ndarray | None = None,
-) -> GrainMap:
-    """Label the grains of a boundary mask.
-
-    Parameters
-    ----------
-    boundary : (H, W) bool
-        ``B``: True on the lines.
-    min_area : int
-        Smallest complete grain, px.
-    skeleton : (H, W) bool, optional
-        ``skeletonize(boundary)`` when the caller has it already.
-
-    Returns
-    -------
-    GrainMap
-
-    >>> b = np.zeros((30, 30), bool); b[10, :] = True; b[20, :] = True
-    >>> b[:, 10] = True; b[:, 20] = True
-    >>> grain_map(b).count
-    1
-    """
-    _check_2d("boundary", boundary)
-    if min_area < 1:
-        raise ValueError(f"min_area must be >= 1 px, got {min_area}")
-    mask = boundary.astype(bool, copy=False)
-    skel = labels.skeleton(mask) if skeleton is None else skeleton.astype(bool, copy=False)
-    if skel.shape != mask.shape:
-        raise ValueError(f"skeleton shape {skel.shape} differs from boundary {mask.shape}")
-    regions_img, regions = ndi.label(~skel, structure=_FOUR_CONNECTED)
-    regions_img = regions_img.astype(np.int32, copy=False)
-    areas = np.bincount(regions_img.ravel(), minlength=regions + 1).astype(np.int64)
-    areas[0] = 0
-    touches_edge = np.zeros(regions + 1, bool)
-    if regions_img.size:
-        edge = np.concatenate(
-            [regions_img[0], regions_img[-1], regions_img[:, 0], regions_img[:, -1]]
-        )
-        touches_edge[edge] = True
-    complete = ~touches_edge & (areas >= min_area)
-    complete[0] = False
-    return GrainMap(mask, skel, regions_img, int(regions), areas, complete, touches_edge)
-
-
-def grain_statistics(
-    boundary: np.ndarray, min_area: int = MIN_GRAIN_AREA, skeleton: np.ndarray | None = None
-) -> tuple[int, float]:
-    """``(complete grains, untraced fraction)`` from one labelling of the grains.
-
-    The untraced fraction is the share of the image in regions that touch its
-    edge and are more than 1.5 times as large as the largest complete grain
-    (any edge region when there is no complete grain): grains cut by a crop's
-    edge are smaller than that, while a part the lab left untraced spans
-    several grains.
-
-    >>> b = np.zeros((40, 40), bool); b[::8, :] = True; b[:, ::8] = True
-    >>> grain_statistics(b)
-    (16, 0.0)
-    """
-    gm = grain_map(boundary, min_area, skeleton)
-    if gm.regions == 0:
-        return 0, 0.0
-    inner = gm.complete
-    limit = 1.5 * float(gm.areas[inner].max()) if inner.any() else 0.0
-    untraced = gm.touches_edge & (gm.areas > limit)
-    return gm.count, float(gm.areas[untraced].sum() / boundary.size)
-
-
-def count_complete_grains(boundary: np.ndarray, min_area: int = MIN_GRAIN_AREA) -> int:
-    """Number of complete grains of a boundary mask (see :func:`grain_map`)."""
-    return grain_statistics(boundary, min_area)[0]
-
-
-def untraced_fraction(boundary: np.ndarray, min_area: int = MIN_GRAIN_AREA) -> float:
-    """Share of the image in large untraced edge regions (see :func:`grain_statistics`)."""
-    return grain_statistics(boundary, min_area)[1]
 
 
 # --------------------------------------------------------------------------- line measures

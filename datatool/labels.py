@@ -6,6 +6,8 @@ white boundary lines (True / 255) on a black background (False / 0).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -111,6 +113,9 @@ def skeleton(mask: np.ndarray) -> np.ndarray:
 
     _check_2d("mask", mask)
     return skeletonize(mask.astype(bool))
+
+
+_thin = skeleton  # grain_map's ``skeleton`` argument shadows the function's name
 
 
 def dilate_to_width(line_mask_: np.ndarray, width_px: int) -> np.ndarray:
@@ -240,54 +245,159 @@ def estimate_line_width(mask: np.ndarray) -> float | None:
     return float(2.0 * np.median(distances) - 1.0)
 
 
-def background_regions(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """Label the 4-connected regions between the lines: ``(labels, count)``."""
-    _check_2d("mask", mask)
-    return ndi.label(~mask.astype(bool))
+# --------------------------------------------------------------------------- grains
+# The one definition of a grain (see datatool.grains, which measures them): the
+# 4-connected regions of the pixels off the line mask's skeleton. It lives here,
+# below datatool.grains, so that the checks, plan and grains all count alike.
+
+#: Regions smaller than this (px) are specks at junctions, not grains.
+MIN_GRAIN_AREA = 10
+
+_FOUR_CONNECTED = ndi.generate_binary_structure(2, 1)
 
 
-def _border_labels(labels: np.ndarray) -> np.ndarray:
-    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-    return np.unique(edge[edge > 0])
+@dataclass(frozen=True)
+class GrainMap:
+    """The grains of one boundary mask.
 
-
-def grain_statistics(mask: np.ndarray, min_area: int = 10) -> tuple[int, float]:
-    """``(complete grains, untraced fraction)`` from one labelling of the regions.
-
-    See :func:`count_complete_grains` and :func:`untraced_fraction`.
+    Attributes
+    ----------
+    boundary : (H, W) bool
+        ``B``, the line pixels as traced.
+    skeleton : (H, W) bool
+        ``K = skeletonize(B)``.
+    labels : (H, W) int32
+        0 on ``K``; 1..``regions`` for the 4-connected regions of ``~K``.
+    regions : int
+        Number of regions, complete or not.
+    areas : (regions + 1,) int64
+        Pixel count per label (``areas[0] = 0``).
+    complete : (regions + 1,) bool
+        True for complete grains (no image edge, at least ``min_area`` px).
+    touches_edge : (regions + 1,) bool
+        True for regions with a pixel on the image edge.
     """
-    labels, count = background_regions(mask)
-    if count == 0:
-        return 0, 0.0
-    areas = np.bincount(labels.ravel(), minlength=count + 1)
+
+    boundary: np.ndarray
+    skeleton: np.ndarray
+    labels: np.ndarray
+    regions: int
+    areas: np.ndarray
+    complete: np.ndarray
+    touches_edge: np.ndarray
+
+    @property
+    def count(self) -> int:
+        """Number of complete grains."""
+        return int(self.complete.sum())
+
+    @property
+    def complete_areas(self) -> np.ndarray:
+        """Areas of the complete grains in px, ``(count,)`` int64, in label order."""
+        return self.areas[self.complete]
+
+    def complete_labels(self) -> np.ndarray:
+        """``(H, W)`` int32: the label image with every non-complete region set to 0."""
+        keep = self.complete.copy()
+        return np.where(keep[self.labels], self.labels, 0).astype(np.int32)
+
+    def centroids(self) -> np.ndarray:
+        """``(count, 2)`` float64 centroids (row, column) of the complete grains, label order."""
+        if self.regions == 0:
+            return np.zeros((0, 2))
+        rows, cols = np.indices(self.labels.shape)
+        flat = self.labels.ravel()
+        n = self.regions + 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cy = np.bincount(flat, rows.ravel(), n) / self.areas
+            cx = np.bincount(flat, cols.ravel(), n) / self.areas
+        return np.stack([cy, cx], axis=1)[self.complete]
+
+
+def grain_map(
+    boundary: np.ndarray,
+    min_area: int = MIN_GRAIN_AREA,
+    skeleton: np.ndarray | None = None,
+) -> GrainMap:
+    """Label the grains of a boundary mask.
+
+    Parameters
+    ----------
+    boundary : (H, W) bool
+        ``B``: True on the lines.
+    min_area : int
+        Smallest complete grain, px.
+    skeleton : (H, W) bool, optional
+        ``skeletonize(boundary)`` when the caller has it already.
+
+    Returns
+    -------
+    GrainMap
+
+    >>> b = np.zeros((30, 30), bool); b[10, :] = True; b[20, :] = True
+    >>> b[:, 10] = True; b[:, 20] = True
+    >>> grain_map(b).count
+    1
+    """
+    _check_2d("boundary", boundary)
+    if min_area < 1:
+        raise ValueError(f"min_area must be >= 1 px, got {min_area}")
+    mask = boundary.astype(bool, copy=False)
+    skel = _thin(mask) if skeleton is None else skeleton.astype(bool, copy=False)
+    if skel.shape != mask.shape:
+        raise ValueError(f"skeleton shape {skel.shape} differs from boundary {mask.shape}")
+    regions_img, regions = ndi.label(~skel, structure=_FOUR_CONNECTED)
+    regions_img = regions_img.astype(np.int32, copy=False)
+    areas = np.bincount(regions_img.ravel(), minlength=regions + 1).astype(np.int64)
     areas[0] = 0
-    border = np.zeros(count + 1, bool)
-    border[_border_labels(labels)] = True
-    inner = ~border & (areas >= min_area)
-    inner[0] = False
-    limit = 1.5 * float(areas[inner].max()) if inner.any() else 0.0
-    untraced = border & (areas > limit)
-    return int(inner.sum()), float(areas[untraced].sum() / mask.size)
+    touches_edge = np.zeros(regions + 1, bool)
+    if regions_img.size:
+        edge = np.concatenate(
+            [regions_img[0], regions_img[-1], regions_img[:, 0], regions_img[:, -1]]
+        )
+        touches_edge[edge] = True
+    complete = ~touches_edge & (areas >= min_area)
+    complete[0] = False
+    return GrainMap(mask, skel, regions_img, int(regions), areas, complete, touches_edge)
 
 
-def count_complete_grains(mask: np.ndarray, min_area: int = 10) -> int:
-    """Number of grains fully enclosed by the lines (regions not touching the border).
+def grain_statistics(
+    boundary: np.ndarray, min_area: int = MIN_GRAIN_AREA, skeleton: np.ndarray | None = None
+) -> tuple[int, float]:
+    """``(complete grains, untraced fraction)`` from one labelling of the grains.
 
-    Regions smaller than ``min_area`` px (specks at line junctions) do not count.
+    The untraced fraction is the share of the image in regions that touch its
+    edge and are more than 1.5 times as large as the largest complete grain
+    (any edge region when there is no complete grain): grains cut by a crop's
+    edge are smaller than that, while a part the lab left untraced spans
+    several grains.
+
+    >>> b = np.zeros((40, 40), bool); b[::8, :] = True; b[:, ::8] = True
+    >>> grain_statistics(b)
+    (16, 0.0)
     """
-    return grain_statistics(mask, min_area)[0]
+    gm = grain_map(boundary, min_area, skeleton)
+    return gm.count, untraced_share(gm)
 
 
-def untraced_fraction(mask: np.ndarray, min_area: int = 10) -> float:
-    """Share of the crop in large regions with no boundary at all.
+def untraced_share(gmap: GrainMap) -> float:
+    """The untraced fraction of a grain map (see :func:`grain_statistics`)."""
+    if gmap.regions == 0 or gmap.labels.size == 0:
+        return 0.0
+    inner = gmap.complete
+    limit = 1.5 * float(gmap.areas[inner].max()) if inner.any() else 0.0
+    untraced = gmap.touches_edge & (gmap.areas > limit)
+    return float(gmap.areas[untraced].sum() / gmap.labels.size)
 
-    A region counts as untraced when it touches the crop border and is more
-    than 1.5 times as large as the largest complete grain (with no complete
-    grain, any region touching the border): grains cut by the crop edge are
-    smaller than that, while regions the lab left untraced (grains cut by the
-    original image's edge) span several grains.
-    """
-    return grain_statistics(mask, min_area)[1]
+
+def count_complete_grains(boundary: np.ndarray, min_area: int = MIN_GRAIN_AREA) -> int:
+    """Number of complete grains of a boundary mask (see :func:`grain_map`)."""
+    return grain_statistics(boundary, min_area)[0]
+
+
+def untraced_fraction(boundary: np.ndarray, min_area: int = MIN_GRAIN_AREA) -> float:
+    """Share of the image in large untraced edge regions (see :func:`grain_statistics`)."""
+    return grain_statistics(boundary, min_area)[1]
 
 
 def resize_label(mask: np.ndarray, size: int | tuple[int, int], line_width: int = 3) -> np.ndarray:

@@ -376,3 +376,36 @@ def test_cli_bad_input_is_one_line(tmp_path, run_cli, make, args, code, words) -
     got, out, err = run_cli("grains", path, *args)
     assert got == code and words in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- check
+
+
+def test_check_warns_of_open_ends_naming_where_they_are(sample_tree) -> None:
+    from datatool import io
+    from datatool.check import run_check
+    from datatool.checks import CheckOptions
+
+    rel = "training/0101_training/aligned/label/0101_1_2.png"
+    label = io.read_grey(sample_tree / rel).copy()
+    skeleton = grains.grain_map(label > 127).skeleton
+    # Open three gaps in the middle of branches away from the edge.
+    branches = skeleton & (grains.skeleton_neighbours(skeleton) == 2)
+    ys, xs = np.nonzero(branches)
+    inner = (ys > 20) & (ys < 108) & (xs > 20) & (xs < 108)
+    gaps = []
+    for y, x in zip(ys[inner], xs[inner], strict=True):
+        if all(abs(y - gy) + abs(x - gx) > 30 for gy, gx in gaps):
+            gaps.append((y, x))
+    for y, x in gaps[:3]:
+        label[y - 3 : y + 4, x - 3 : x + 4] = 0
+    io.write_png(sample_tree / rel, label)
+    report = run_check(sample_tree, CheckOptions(workers=1, alignment=False))
+    found = [f for f in report.findings if f.code == "open-ends"]
+    assert [f.path for f in found] == [rel]
+    ends = grains.open_ends(grains.grain_map(label > 127).skeleton)
+    assert found[0].measured == len(ends) >= 4 and found[0].severity.value == "warning"
+    y, x = ends[0]
+    assert f"({x}, {y})" in found[0].message
+    # The untouched crops of the tree have none.
+    assert all(f.path == rel for f in report.findings if f.code in ("open-ends", "few-grains"))

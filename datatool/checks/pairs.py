@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from datatool import labels
+import numpy as np
+
+from datatool import grains, labels
 from datatool.checks import CheckOptions, PairData, finding, register
 from datatool.findings import Finding
 
@@ -93,17 +95,39 @@ def label_quality(pair: PairData, options: CheckOptions) -> Iterator[Finding]:
             measured=round(width, 2),
             expected=float(options.line_width),
         )
-    grains, untraced = labels.grain_statistics(mask)
-    pair.stats.grains = grains
-    pair.stats.untraced_fraction = round(untraced, 4)
-    if grains < options.min_grains:
+    yield from _grain_findings(pair, options, mask, rel)
+
+
+def _grain_findings(
+    pair: PairData, options: CheckOptions, mask: np.ndarray, rel: str
+) -> Iterator[Finding]:
+    """Complete grains as :mod:`datatool.grains` defines them; open ends by position."""
+    gmap = grains.grain_map(mask)
+    pair.stats.grains = gmap.count
+    pair.stats.untraced_fraction = round(grains.untraced_share(gmap), 4)
+    if gmap.count < options.min_grains:
         yield finding(
             "warning",
             "few-grains",
             "grains",
             rel,
-            f"{grains} complete grain(s) in the crop, fewer than the "
+            f"{gmap.count} complete grain(s) in the crop, fewer than the "
             f"{options.min_grains} the lab aims at",
-            measured=grains,
+            measured=gmap.count,
             expected=options.min_grains,
+        )
+    ends = grains.open_ends(gmap.skeleton)
+    if len(ends) >= grains.MANY_OPEN_ENDS:
+        shown = ", ".join(f"({x}, {y})" for y, x in ends[:5])
+        more = f" and {len(ends) - 5} more" if len(ends) > 5 else ""
+        yield finding(
+            "warning",
+            "open-ends",
+            "grains",
+            rel,
+            f"{len(ends)} open line ends away from the crop edge (at most "
+            f"{grains.MANY_OPEN_ENDS - 1} expected), at (x, y) {shown}{more}: gaps there "
+            "merge grains; close them in the tracing",
+            measured=len(ends),
+            expected=grains.MANY_OPEN_ENDS - 1,
         )

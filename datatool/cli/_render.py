@@ -55,6 +55,7 @@ CAUSE_ORDER = (
     "split-leakage",
     "duplicate",
     "few-grains",
+    "open-ends",
 )
 _CAUSE_RANK = {code: rank for rank, code in enumerate(CAUSE_ORDER)}
 

@@ -78,8 +78,10 @@ def build_command(
     from datatool.check import run_check
     from datatool.checks import CheckOptions
     from datatool.cli._render import render_report
+    from datatool.cli._usage import parse_options
 
-    options = BuildOptions(
+    options = parse_options(
+        BuildOptions,
         line_width=line_width,
         threshold=threshold,
         border=parse_border(border) if border is not None else None,
@@ -119,27 +121,57 @@ def build_command(
 def plan_command(
     root: Path = typer.Argument(..., help="training_validation_data tree."),
     sample: str = typer.Option(..., "--sample", help="Sample id to plan."),
-    size: int = typer.Option(128, "--size", min=1, help="Side of the square crops, px."),
-    overlap: float = typer.Option(0.25, "--overlap", min=0, max=0.9, help="Neighbour overlap."),
-    min_grains: int = typer.Option(5, "--min-grains", min=0, help="Complete grains per crop."),
+    size: str = typer.Option(
+        "auto",
+        "--size",
+        help="Side of the square crops, px, or auto: from the tracing's mean intercept, a "
+        "multiple of 32 grown until the boxes cover 80% of the image.",
+    ),
+    overlap: float = typer.Option(0.25, "--overlap", min=0, max=0.75, help="Neighbour overlap."),
+    criterion: str = typer.Option(
+        "auto",
+        "--criterion",
+        help="How a box is judged: grains (complete grains), crossings (test-line crossings, "
+        "for lamellar or open-ended tracings) or auto (from the open ends).",
+    ),
+    min_grains: int = typer.Option(
+        5, "--min-grains", min=0, max=10_000, help="Complete grains per crop."
+    ),
+    min_crossings: int = typer.Option(
+        40,
+        "--min-crossings",
+        min=0,
+        max=100_000,
+        help="Test-line crossings per crop (crossings criterion).",
+    ),
     max_untraced: float = typer.Option(
         0.5, "--max-untraced", min=0, max=1, help="Largest untraced share of a crop."
     ),
-    line_width: int = typer.Option(3, "--line-width", min=1, help="Label line width, px."),
+    line_width: int = typer.Option(3, "--line-width", min=1, max=64, help="Label line width, px."),
     border: str = typer.Option(None, "--border", help="As for build: N or 'bottom=24,left=0'."),
     out: Path = typer.Option(None, "--out", help="Write here instead of aligned/crops.json."),
+    preview: Path = typer.Option(
+        None, "--preview", help="Also draw the micrograph, tracing and numbered boxes (PNG)."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing plan."),
 ) -> None:
-    """Propose overlapping crop boxes that each hold enough complete grains; write crops.json."""
-    from rich.console import Console
-
+    """Propose overlapping crop boxes that cover the micrograph; write crops.json."""
     from datatool.build import parse_border
-    from datatool.plan import plan_sample
+    from datatool.cli._render import Column, make_console, render_table, say
+    from datatool.cli._usage import writable_output
+    from datatool.errors import UsageError
+    from datatool.plan import CRITERIA, plan_sample
 
+    if size != "auto" and not (size.isdigit() and 32 <= int(size) <= 8192):
+        raise UsageError(f"--size {size!r}: expected auto or a whole number of px, 32 to 8192")
+    writable_output(out, "--out")
+    writable_output(preview, "--preview")
+    if criterion not in CRITERIA:
+        raise UsageError(f"--criterion {criterion!r}: expected one of {', '.join(CRITERIA)}")
     proposal = plan_sample(
         root,
         sample,
-        size,
+        None if size == "auto" else int(size),
         overlap,
         min_grains,
         max_untraced=max_untraced,
@@ -147,12 +179,29 @@ def plan_command(
         border=parse_border(border) if border is not None else None,
         out=out,
         force=force,
+        criterion=criterion,
+        min_crossings=min_crossings,
+        preview=preview,
     )
-    console = Console()
+    console = make_console()
     h, w = proposal.stripped_shape
-    console.print(
-        f"{sample}: removed {proposal.border.describe()}, {w} x {h} px; "
-        f"{len(proposal.scored)} box(es) of {size} px written to {proposal.path}"
+    side = proposal.plan.crop_size
+    say(console, f"{sample}: removed {proposal.border.describe()}, {w} x {h} px", hang="  ")
+    say(console, f"size {side} px: {proposal.size_reason}", hang="  ")
+    say(console, f"criterion {proposal.criterion}: {proposal.criterion_reason}", hang="  ")
+    crossings = proposal.criterion == "crossings"
+    columns = [Column("#", right=True), Column("left, top, width, height")]
+    columns += [Column("crossings" if crossings else "grains", right=True)]
+    columns += [Column("far from lines" if crossings else "untraced", right=True)]
+    rows = [
+        [str(m), ", ".join(map(str, s.box))]
+        + [str(s.crossings if crossings else s.grains), f"{s.untraced:.0%}"]
+        for m, s in enumerate(proposal.scored, start=1)
+    ]
+    render_table(console, columns, rows)
+    say(
+        console,
+        f"{len(proposal.scored)} box(es) of {side} px cover {proposal.coverage:.0%} of the "
+        f"image; written to {proposal.path}"
+        + (f"; preview {proposal.preview}" if proposal.preview else ""),
     )
-    for m, s in enumerate(proposal.scored, start=1):
-        console.print(f"  {m}: {list(s.box)}  {s.grains} grains, {s.untraced:.0%} untraced")

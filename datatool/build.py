@@ -123,10 +123,13 @@ class BuildOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    line_width: int = Field(default=3, ge=1, description="Label line width in px (1: skeleton).")
+    line_width: int = Field(
+        default=3, ge=1, le=64, description="Label line width in px (1: skeleton)."
+    )
     threshold: float | None = Field(
         default=None,
         ge=0,
+        le=65535,
         description="Tracing binarization threshold in its grey levels; Otsu's when null.",
     )
     border: BorderSides | None = Field(
@@ -137,7 +140,10 @@ class BuildOptions(BaseModel):
         ),
     )
     resolution: int | None = Field(
-        default=None, ge=1, description="Resize every crop to N x N px; null keeps the box size."
+        default=None,
+        ge=16,
+        le=8192,
+        description="Resize every crop to N x N px; null keeps the box size.",
     )
     force: bool = Field(
         default=False, description="Overwrite crops that were edited since they were built."
@@ -301,11 +307,21 @@ def load_plan(path: str | Path) -> CropPlan:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise DatatoolError(f"{path}: cannot read the crop plan ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise DatatoolError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "a crop plan is JSON saved as UTF-8"
+        ) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DatatoolError(
             f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    except RecursionError:
+        raise DatatoolError(
+            f"{path}: JSON nested too deeply to be a crop plan (expected "
+            '{"boxes": [[left, top, width, height], ...]})'
         ) from None
     if isinstance(data, list):  # a bare list of boxes is the simplest plan of all
         data = {"boxes": data}

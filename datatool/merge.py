@@ -298,7 +298,9 @@ class MergeOptions(BaseModel):
         default=None, description="Held-out split name and share, e.g. ('validation', 0.1)."
     )
     seed: int = Field(default=0, description="Seed of the group-aware split.")
-    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Workers.")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, le=1024, description="Workers."
+    )
 
 
 class SplitShare(BaseModel):

@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # anything unforeseen still gets one line, not a traceback
         if debug:
             raise
+        if isinstance(exc, OSError) and exc.filename is not None:
+            # A file the system refused (an output under a read-only place, a full disk):
+            # one line naming it, not an internal error.
+            print(f"datatool: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+            sys.exit(1)
         print(
             f"datatool: internal error: {type(exc).__name__}: {exc} "
             "(run with --debug for the traceback)",

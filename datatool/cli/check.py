@@ -53,8 +53,10 @@ def check_command(
     from datatool.checks import CheckOptions
     from datatool.cli._progress import progress_bar
     from datatool.cli._render import github_annotations, make_console, render_report
+    from datatool.cli._usage import parse_options
 
-    options = CheckOptions(
+    options = parse_options(
+        CheckOptions,
         line_width=line_width,
         max_offset=max_offset,
         alignment=not fast,

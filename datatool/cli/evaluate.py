@@ -34,6 +34,15 @@ def infer(
     Each image is scaled to --resolution keeping its aspect ratio (padded square), and its
     prediction is written at the image's own size; one line per image says what was done.
     """
+    from datatool.cli._usage import parse_options, writable_output
+    from datatool.metrics.results import SweepOptions
+
+    # The sweep's option model holds the bounds of the shared options.
+    parse_options(
+        SweepOptions, resolution=resolution, device=device, remove_border=remove_border,
+        batch_size=batch_size, amp=amp,
+    )  # fmt: skip
+    writable_output(out, "--out", folder=True)
     from datatool.torch.inference import infer_files
 
     written = infer_files(
@@ -91,6 +100,7 @@ def evaluate(
         tolerance=tolerance, batch_size=batch_size, amp=amp, use_cache=not no_cache,
     )  # fmt: skip
     epochs = _parse_epochs(overlays)
+    _writable(out)
     with _Progress("evaluating") as progress:
         result, paths = sweep.evaluate(
             checkpoints, pairs, out, options, overlay_epochs=epochs,
@@ -103,13 +113,16 @@ def evaluate(
 @app.command(epilog=examples("datatool demo --out demo/", "datatool demo --out demo/ --epochs 10"))
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("demo"),
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
-    seed: Annotated[int, typer.Option(help="Seed of data, weights and shuffling.")] = 0,
+    epochs: Annotated[int, typer.Option(min=1, max=100_000, help="Training epochs.")] = 40,
+    seed: Annotated[
+        int, typer.Option(min=0, max=2**32 - 1, help="Seed of data, weights and shuffling.")
+    ] = 0,
 ) -> None:
     """Sample data -> tiny U-Net training -> loss-versus-epoch plot, on the CPU."""
     from datatool.evaluate.sweep import run_demo
     from datatool.torch.train import TrainConfig
 
+    _writable(out)
     config = TrainConfig(epochs=epochs, seed=seed, save_every=max(1, epochs // 8))
     typer.echo(f"training a width-{config.base_width} U-Net for {epochs} epochs on the CPU ...")
     with _Progress("evaluating") as progress:
@@ -120,17 +133,15 @@ def demo(
 
 
 def _options(sweep, **values):
-    from pydantic import ValidationError
+    from datatool.cli._usage import parse_options
 
-    from datatool.errors import UsageError
+    return parse_options(sweep.SweepOptions, {"sigmas": "--sigma"}, **values)
 
-    try:
-        return sweep.SweepOptions(**values)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()
-        )
-        raise UsageError(f"invalid option: {problems}") from None
+
+def _writable(out: Path) -> None:
+    from datatool.cli._usage import writable_output
+
+    writable_output(out, "--out", folder=True)
 
 
 def _parse_epochs(text: str | None) -> list[int]:

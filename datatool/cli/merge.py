@@ -25,7 +25,7 @@ def merge_command(
     allow_errors: bool = typer.Option(False, "--allow-errors", help="Merge sources with errors."),
     update: bool = typer.Option(False, "--update", help="Add new pairs to an existing merge."),
     split: str | None = typer.Option(None, "--split", help="Group-aware split, validation=0.1."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the split."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the split."),
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0: all cores)."),
     json_out: bool = typer.Option(False, "--json", help="Print the run's counts as JSON."),
 ) -> None:
@@ -34,12 +34,15 @@ def merge_command(
     import os
 
     from datatool.cli._render import make_console
+    from datatool.cli._usage import parse_options, writable_output
     from datatool.errors import UsageError
     from datatool.merge import MergeOptions, Source, merge, parse_split
 
     if layout not in ("flat", "tree"):
         raise UsageError(f"--layout {layout!r}: expected flat or tree")
-    options = MergeOptions(
+    writable_output(into, "--into", folder=True)
+    options = parse_options(
+        MergeOptions,
         name=name,
         layout=layout,
         full=full,
@@ -61,6 +64,8 @@ def merge_command(
                     "duplicates": [d.model_dump() for d in result.run_duplicates],
                     "conflicts": [c.model_dump() for c in result.run_conflicts],
                     "refused": [r.model_dump() for r in result.run_refused],
+                    "split_shares": [s.model_dump() for s in result.split_shares],
+                    "warnings": result.warnings,
                 },
                 indent=2,
             )
@@ -91,6 +96,11 @@ def render_merge(result, console) -> None:  # noqa: ANN001 - MergeResult, rich C
         console.print(f"... and {len(result.run_duplicates) - 5} more duplicates (manifest.json)")
     for r in result.run_refused:
         console.print(f"[red]refused[/red]: {r.source_tag}:{r.name}: {r.reason}")
+    for share in result.split_shares:
+        shown = f"{share.pairs} pairs, {share.share:.0%} (asked {share.asked:.0%})"
+        console.print(f"split {share.split}: {shown}")
+    for warning in result.warnings:
+        console.print(f"[yellow]warning[/yellow]: {warning}")
     console.print(
         f"{len(result.manifest.pairs)} pairs in {result.dest}; every input pair accounted for "
         "and every file's sha256 verified against manifest.json"
@@ -101,7 +111,9 @@ def render_merge(result, console) -> None:  # noqa: ANN001 - MergeResult, rich C
 def info_command(
     root: Path = typer.Argument(..., help="A dataset: tree, flat set or merged set."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON, nothing else."),
-    max_measured: int = typer.Option(500, "--measure", min=1, help="Pairs decoded for widths."),
+    max_measured: int = typer.Option(
+        500, "--measure", min=1, max=1_000_000, help="Pairs decoded for widths."
+    ),
     max_pixels: int = typer.Option(
         100_000_000, "--max-pixels", min=1, help="Pixel budget per image; larger are skipped."
     ),

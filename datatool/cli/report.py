@@ -29,10 +29,17 @@ def report(
         Path | None, typer.Option("--markdown", help="Also write a Markdown summary.")
     ] = None,
     samples: Annotated[
-        int, typer.Option(min=0, help="Clean pairs pictured at random, after all flagged ones.")
+        int,
+        typer.Option(
+            min=0, max=100_000, help="Clean pairs pictured at random, after all flagged ones."
+        ),
     ] = 12,
-    seed: Annotated[int, typer.Option(help="Seed of the random choice of clean pairs.")] = 0,
-    max_flagged: Annotated[int, typer.Option(min=0, help="Most flagged pairs pictured.")] = 100,
+    seed: Annotated[
+        int, typer.Option(min=0, max=2**32 - 1, help="Seed of the random choice of clean pairs.")
+    ] = 0,
+    max_flagged: Annotated[
+        int, typer.Option(min=0, max=100_000, help="Most flagged pairs pictured.")
+    ] = 100,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail the check.")] = False,
     fast: Annotated[bool, typer.Option("--fast", help="Skip the pixel alignment search.")] = False,
     workers: Annotated[int, typer.Option(min=0, help="Check processes (0: all cores).")] = 0,
@@ -50,30 +57,26 @@ def report(
     """
     import os
 
-    from pydantic import ValidationError
-
     from datatool.checks import CheckOptions
     from datatool.cli._progress import progress_bar
-    from datatool.errors import UsageError
+    from datatool.cli._usage import parse_options, writable_output
     from datatool.report import build_report, write_report
 
+    for path, option in ((out, "--out"), (json_path, "--json"), (markdown, "--markdown")):
+        writable_output(path, option)
     models = {}
     if checkpoints is not None:
         # Only a report with checkpoints loads the sweep (and torch).
         from datatool.evaluate.reporting import build_report
         from datatool.metrics.results import SweepOptions
 
-        try:
-            models = dict(
-                checkpoints=checkpoints,
-                sweep_options=SweepOptions(resolution=resolution, device=device),
-                eval_split=eval_split,
-            )
-        except ValidationError as exc:
-            problems = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
-            raise UsageError(f"invalid option: {problems}") from None
-    options = CheckOptions(
-        alignment=not fast, workers=workers or os.cpu_count() or 1, strict=strict
+        models = dict(
+            checkpoints=checkpoints,
+            sweep_options=parse_options(SweepOptions, resolution=resolution, device=device),
+            eval_split=eval_split,
+        )
+    options = parse_options(
+        CheckOptions, alignment=not fast, workers=workers or os.cpu_count() or 1, strict=strict
     )
     with progress_bar("checking samples") as progress:
         result, figures = build_report(
@@ -86,4 +89,6 @@ def report(
         f"{'PASS' if result.check.ok else 'FAIL'}: {s.errors} error(s), {s.warnings} warning(s); "
         f"wrote {', '.join(map(str, written))}"
     )
+    if result.models is not None and result.models.warning:
+        typer.echo(f"warning: {result.models.warning}", err=True)
     raise typer.Exit(0 if result.check.ok else 1)

@@ -54,25 +54,19 @@ def score(
     ] = 100_000_000,
 ) -> None:
     """Score predictions against a label; lower losses and higher P/R/F1 are better."""
-    from pydantic import ValidationError
-
-    from datatool.errors import UsageError
+    from datatool.cli._usage import parse_options, writable_output
     from datatool.metrics.files import score_files
     from datatool.metrics.results import ScoreParams
 
-    try:
-        params = ScoreParams(
-            sigma=sigma,
-            kernel_size=kernel_size,
-            tophat_kernel_size=tophat_kernel_size,
-            tolerance=tolerance,
-            matching=matching,
-        )
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()
-        )
-        raise UsageError(f"invalid option: {problems}") from None
+    params = parse_options(
+        ScoreParams,
+        sigma=sigma,
+        kernel_size=kernel_size,
+        tophat_kernel_size=tophat_kernel_size,
+        tolerance=tolerance,
+        matching=matching,
+    )
+    writable_output(overlay, "--overlay", folder=True)
     results = score_files(
         predictions,
         truth,

@@ -43,6 +43,7 @@ class _SweepPlan:
     pairs: list
     split: str | None
     options: object
+    warning: str | None = None
 
 
 def _plan_sweep(root: Path, checkpoints: Path, sweep_options, eval_split: str | None) -> _SweepPlan:
@@ -59,7 +60,29 @@ def _plan_sweep(root: Path, checkpoints: Path, sweep_options, eval_split: str | 
             known = ", ".join(sorted(str(s) for s in splits)) or "none"
             raise UsageError(f"--eval-split {eval_split}: no such split in {root} ({known})")
         pairs = [p for p in pairs if p.split == eval_split]
-    return _SweepPlan(checkpoints, found, pairs, eval_split, options)
+    return _SweepPlan(checkpoints, found, pairs, eval_split, options, _not_held_out(eval_split))
+
+
+def _not_held_out(split: str | None) -> str | None:
+    """Why the scored pairs are not a held-out set, or None when they are.
+
+    >>> _not_held_out("validation") is None
+    True
+    >>> _not_held_out(None).startswith("no validation split")
+    True
+    """
+    if split is None:
+        return (
+            "no validation split: the checkpoints were scored on every pair, training crops "
+            "included, so the scores say how well the model fits what it saw, not how it "
+            "generalises (add a validation split, or pass --eval-split)"
+        )
+    if split == "training":
+        return (
+            "the checkpoints were scored on the training split (--eval-split training): "
+            "the scores say how well the model fits what it saw, not how it generalises"
+        )
+    return None
 
 
 def _models(plan: _SweepPlan, overlay_images: int, work: Path) -> ModelsFigures:
@@ -107,6 +130,8 @@ def _models(plan: _SweepPlan, overlay_images: int, work: Path) -> ModelsFigures:
     section = ModelsSection(
         checkpoints=str(checkpoints),
         split=eval_split,
+        held_out=plan.warning is None,
+        warning=plan.warning,
         overlay_epochs=epochs,
         overlay_images=[p.name for p in shown],
         sweep=result,

@@ -38,19 +38,37 @@ def sigma_label(sigma: float) -> str:
     return f"{sigma:g}"
 
 
+#: Bounds of the scoring options: finite, and wide beyond any sensible use (a kernel
+#: or tolerance past these says nothing about 2-6 px lines and only costs time).
+MAX_KERNEL_SIZE = 1001
+MAX_TOLERANCE = 50.0
+MAX_SIGMA = 50.0
+#: Largest side images are resized to for the network, px.
+MAX_RESOLUTION = 8192
+MAX_BATCH_SIZE = 1024
+#: Largest label line width, px.
+MAX_LINE_WIDTH = 64
+
+
 class _ScoreWindows(BaseModel):
     """The score parameters shared by one scoring run and a sweep (everything but sigma)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    kernel_size: int = Field(15, ge=1, description="Window side of the Gaussian loss, px (odd).")
+    kernel_size: int = Field(
+        15, ge=1, le=MAX_KERNEL_SIZE, description="Window side of the Gaussian loss, px (odd)."
+    )
     tophat_kernel_size: int = Field(
         3,
         ge=1,
+        le=MAX_KERNEL_SIZE,
         description="Side of the square the truth is dilated by for the top-hat loss (odd).",
     )
     tolerance: float = Field(
-        2.0, ge=0, description="Distance in px within which a centre-line pixel counts as matched."
+        2.0,
+        ge=0,
+        le=MAX_TOLERANCE,
+        description="Distance in px within which a centre-line pixel counts as matched.",
     )
     matching: Matching = Field(
         "nearest",
@@ -73,7 +91,9 @@ class ScoreParams(_ScoreWindows):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sigma: float = Field(3.0, gt=0, description="Standard deviation of the Gaussian loss, px.")
+    sigma: float = Field(
+        3.0, gt=0, le=MAX_SIGMA, description="Standard deviation of the Gaussian loss, px."
+    )
 
 
 class ScoreRow(BaseModel):
@@ -220,26 +240,33 @@ class SweepOptions(_ScoreWindows):
     """How the loss-versus-epoch sweep preprocesses, runs the network and scores."""
 
     resolution: int = Field(
-        DEFAULT_RESOLUTION, ge=16, description="Side images are resized to (multiple of 16)."
+        DEFAULT_RESOLUTION,
+        ge=16,
+        le=MAX_RESOLUTION,
+        description="Side images are resized to (multiple of 16).",
     )
     remove_border: bool = Field(False, description="Cut the scale-bar strip off before resizing.")
-    line_width: int = Field(3, ge=1, description="Width labels are brought to after resizing, px.")
+    line_width: int = Field(
+        3, ge=1, le=MAX_LINE_WIDTH, description="Width labels are brought to after resizing, px."
+    )
     sigmas: list[float] = Field(
         default_factory=lambda: [3.0],
         min_length=1,
         description="Standard deviations of the Gaussian loss, px (one column each).",
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
-    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, description="Images per forward pass.")
+    batch_size: int = Field(
+        DEFAULT_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE, description="Images per forward pass."
+    )
     amp: bool = Field(False, description="float16 autocast on CUDA.")
     use_cache: bool = Field(True, description="Read and write the prediction cache.")
 
     @field_validator("sigmas")
     @classmethod
     def _positive(cls, values: list[float]) -> list[float]:
-        bad = [v for v in values if not v > 0]
+        bad = [v for v in values if not 0 < v <= MAX_SIGMA]
         if bad:
-            raise ValueError(f"sigma must be > 0, got {bad}")
+            raise ValueError(f"sigma must be > 0 and <= {MAX_SIGMA:g}, got {bad}")
         if len({sigma_label(v) for v in values}) != len(values):
             raise ValueError(f"sigmas must differ, got {values}")
         return values

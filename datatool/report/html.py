@@ -51,6 +51,7 @@ figcaption { font-size: 0.85em; color: #555; max-width: 460px; }
          margin-right: 4px; background: #eee; }
 .badge.error { background: #c62828; color: white; }
 .badge.warning { background: #f0a000; color: black; }
+p.warning { background: #fff4d6; border-left: 4px solid #f0a000; padding: 6px 10px; }
 .overlays img { width: 180px; max-width: none; image-rendering: pixelated; }
 .overlays td { border: none; padding: 4px 6px; }
 """
@@ -255,7 +256,9 @@ def _models(report: QualityReport, figures: ReportFigures) -> str:
     return (
         f"<h2 id='models'>Models</h2><p>Checkpoints in <code>{escape(m.checkpoints)}</code> "
         f"scored on {where} at {sweep.options.resolution} px. Losses: lower is better; "
-        f"precision, recall, F1: higher is better.</p>{loss}"
+        f"precision, recall, F1: higher is better.</p>"
+        + (f"<p class='warning'><b>Warning:</b> {escape(m.warning)}</p>" if m.warning else "")
+        + f"{loss}"
         f"<h3>Mean scores per epoch</h3>{table}{overlays}"
     )
 

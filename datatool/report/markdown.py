@@ -61,6 +61,7 @@ def render_markdown(report: QualityReport, max_findings: int = 20) -> str:
             "",
             "### Models",
             "",
+            *([f"**Warning:** {report.models.warning}", ""] if report.models.warning else []),
             "| epoch | BCE | top-hat | Gaussian | F1 |",
             "|---:|---:|---:|---:|---:|",
         ]

@@ -104,6 +104,16 @@ class ModelsSection(BaseModel):
 
     checkpoints: str = Field(description="The checkpoint folder given with --checkpoints.")
     split: str | None = Field(description="Split evaluated on (null: every pair).")
+    held_out: bool = Field(
+        default=True,
+        description="False when the scored pairs are not a held-out split: there is no "
+        "validation split and every pair (training crops included) was scored, or the "
+        "training split was asked for.",
+    )
+    warning: str | None = Field(
+        default=None,
+        description="Why these scores may not measure generalisation (with held_out false).",
+    )
     overlay_epochs: list[int] = Field(description="Epochs whose overlays are shown.")
     overlay_images: list[str] = Field(description="Images whose overlays are shown.")
     sweep: SweepResult = Field(description="The sweep's scores per checkpoint and image.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,10 +50,11 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise DatatoolError(f"{path}: checkpoint not found")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # pickle-protocol notes: the refusal below says enough
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and weights-only errors all mean "not usable"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatatoolError(f"{path}: not a readable torch checkpoint ({reason})") from None
+        raise DatatoolError(f"{path}: {_refusal(path, exc)}") from None
     if isinstance(payload, dict):
         for wrapper in _WRAPPER_KEYS:
             if isinstance(payload.get(wrapper), dict):
@@ -73,6 +75,33 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     if all(k.startswith(_DATAPARALLEL_PREFIX) for k in keys):
         payload = {k[len(_DATAPARALLEL_PREFIX) :]: v for k, v in payload.items()}
     return payload
+
+
+def _refusal(path: Path, exc: Exception) -> str:
+    """Why a file is not a usable checkpoint, never suggesting to turn weights-only loading off.
+
+    PyTorch's own message advises re-running with ``weights_only=False``, which
+    would let the file run code; that advice is never passed on.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head and b"\0" not in head:
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None:
+            first = text.strip().splitlines()[0][:40] if text.strip() else ""
+            return f"not a readable torch checkpoint: a text file (it starts {first!r})"
+    message = str(exc).strip()
+    if "weights_only" in message or "Weights only" in message:
+        return (
+            "not a readable torch checkpoint: it holds Python objects besides tensors, which "
+            "could run code when loaded (datatool loads weights only; save the model's "
+            "state_dict() with torch.save)"
+        )
+    reason = message.splitlines()[0] if message else type(exc).__name__
+    return f"not a readable torch checkpoint ({reason})"
 
 
 def infer_base_width(state: dict[str, torch.Tensor], path: object = "checkpoint") -> int:

@@ -151,3 +151,77 @@ def test_matching_is_one_to_one_with_the_cutoff() -> None:
 def test_shapes_must_agree() -> None:
     with pytest.raises(ValueError, match="one shape"):
         grain_agreement(np.zeros((4, 5)), np.zeros((5, 4), bool))
+
+
+# --------------------------------------------------------------------------- score and evaluate
+
+
+def test_score_grains_adds_an_object_and_a_second_table(tmp_path, run_cli, truth) -> None:
+    import json
+
+    from datatool import io
+
+    io.write_png(tmp_path / "truth.png", truth)
+    io.write_png(tmp_path / "shifted.png", (_shift(_soft(truth), 2, 2) * 255).astype(np.uint8))
+    io.write_png(tmp_path / "blank.png", np.zeros(truth.shape, np.uint8))
+    preds = [tmp_path / "shifted.png", tmp_path / "blank.png"]
+    code, out, err = run_cli("score", *preds, "--truth", tmp_path / "truth.png", "--json")
+    assert code == 0, err
+    assert all(row["grains"] is None for row in json.loads(out))  # only when asked
+    code, out, err = run_cli(
+        "score", *preds, "--truth", tmp_path / "truth.png", "--json", "--grains"
+    )
+    assert code == 0, err
+    shifted, blank = (row["grains"] for row in json.loads(out))
+    assert shifted["centroid_f1"] >= 0.95 and abs(shifted["count_error"]) <= 0.03
+    assert blank["count_error"] == -1 and blank["ks_pvalue"] is None
+    assert blank["disregistry"] is None and blank["centroid_f1"] == 0
+    code, out, _ = run_cli("score", *preds, "--truth", tmp_path / "truth.png", "--grains")
+    assert code == 0 and "grains (complete grains" in out and "-100.0%" in out and "—" in out
+
+
+def _metric_row(epoch: int, agreement: GrainAgreement | None):
+    from datatool.metrics.results import MetricRow
+
+    return MetricRow(
+        bce=0.5, tophat=-0.1, gaussian=-0.1, gaussian_sigmas={"3": -0.1}, tolerant_bce=0.1,
+        tolerant_bce_sigmas={"3": 0.1}, precision=1.0, recall=1.0, f1=1.0, grains=agreement,
+        kind="image", epoch=epoch, checkpoint=f"ckpt_{epoch}.pth", image="a", images=1,
+    )  # fmt: skip
+
+
+def test_evaluate_grains_columns_and_plot(tmp_path, truth) -> None:
+    from datatool import io
+    from datatool.evaluate.sweep import metrics_csv_text, write_outputs
+    from datatool.metrics.results import MetricRow, SweepOptions, SweepResult, mean_scores
+
+    good = grain_agreement(_soft(truth), truth)
+    none = grain_agreement(np.zeros(truth.shape), truth)
+    rows = [_metric_row(1, none), _metric_row(2, good)]
+    means = [
+        MetricRow(**mean_scores([r]), kind="mean", epoch=r.epoch, checkpoint=r.checkpoint,
+                  image="", images=1)
+        for r in rows
+    ]  # fmt: skip
+    result = SweepResult(options=SweepOptions(grains=True), rows=rows, means=means)
+    text = metrics_csv_text(result)
+    header = text.splitlines()[0].split(",")
+    assert "grain_count_error" in header and "grain_centroid_f1" in header
+    first = dict(zip(header, text.splitlines()[1].split(","), strict=True))
+    assert float(first["grain_count_error"]) == -1 and first["grain_disregistry"] == ""
+    paths = write_outputs(result, tmp_path)
+    assert paths["grains_plot"].name == "grains_vs_epoch.png"
+    assert io.read_image(paths["grains_plot"]).pixels.shape[0] > 100
+    assert means[1].grains.centroid_f1 == 1 and means[0].grains.matches == 0
+
+
+def test_mean_agreement_sums_counts_and_averages_the_rest(truth) -> None:
+    from datatool.metrics.grains import mean_agreement
+
+    good = grain_agreement(_soft(truth), truth)
+    none = grain_agreement(np.zeros(truth.shape), truth)
+    mean = mean_agreement([good, none, None])
+    assert mean.true_grains == 2 * good.true_grains
+    assert mean.centroid_f1 == pytest.approx(0.5)
+    assert mean.disregistry == good.disregistry  # the blank one has none: left out
+    assert mean_agreement([None]) is None

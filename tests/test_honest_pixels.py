@@ -189,3 +189,72 @@ def test_fitting_keeps_grains_round_and_puts_predictions_back_on_the_image() -> 
     back = fit_back(square, fit)  # an identity network's prediction lies on the grain
     assert back.shape == (600, 800)
     assert np.mean(np.abs(back - disk)) < 0.01
+
+
+# --- 6. leakage across splits in flat sets; many duplicates -----------------------------
+
+
+def _flat_pair(root: Path, split: str, name: str, image: np.ndarray, label: np.ndarray) -> str:
+    for kind, pixels in (("image", image), ("label", label)):
+        (root / split / kind).mkdir(parents=True, exist_ok=True)
+        io.write_png(root / split / kind / f"{name}.png", pixels)
+    return f"{split}/image/{name}.png"
+
+
+def _micrograph_and_label(seed: int, size=(256, 288)) -> tuple[np.ndarray, np.ndarray]:
+    sample = synth.make_sample(seed, size, 24.0, 1, strip=0)
+    return sample.originals[0], process_tracing(sample.tracing, 3)
+
+
+def test_validation_crop_cut_from_inside_a_training_crop_is_leakage(tmp_path, run_cli) -> None:
+    from datatool.crop import cut
+
+    root = tmp_path / "flat"
+    big, big_label = _micrograph_and_label(21)
+    other, other_label = _micrograph_and_label(22)
+    large = _flat_pair(root, "training", "steel_a", big, big_label)
+    _flat_pair(root, "training", "steel_b", other, other_label)
+    box = (70, 50, 160, 128)  # a smaller crop from inside steel_a, no original anywhere
+    small = _flat_pair(root, "validation", "v_1", cut(big, box), cut(big_label, box))
+    unrelated, unrelated_label = _micrograph_and_label(23, (128, 160))
+    _flat_pair(root, "validation", "v_2", unrelated, unrelated_label)
+    code, out, _ = run_cli("check", root, "--json", "--workers", "1")
+    leaks = [f for f in json.loads(out)["findings"] if f["code"] == "split-leakage"]
+    assert code == 1
+    assert [(f["path"], f["related"], f["severity"]) for f in leaks] == [(small, [large], "error")]
+    assert "cut from inside" in leaks[0]["message"] and "(70, 50)" in leaks[0]["message"]
+    assert "two splits" in leaks[0]["message"]
+
+
+def test_correct_flat_splits_have_no_leakage(tmp_path, run_cli) -> None:
+    root = tmp_path / "flat"
+    for seed, split in ((31, "training"), (32, "training"), (33, "validation")):
+        _flat_pair(root, split, f"s{seed}", *_micrograph_and_label(seed, (128 + seed, 160)))
+    code, out, _ = run_cli("check", root, "--json", "--workers", "1")
+    assert [f for f in json.loads(out)["findings"] if f["check"] == "leakage"] == []
+
+
+def test_hundreds_of_near_identical_pairs_give_one_finding_per_cluster(tmp_path) -> None:
+    from datatool.check import run_check
+    from datatool.checks import CheckOptions
+
+    rng = np.random.default_rng(5)
+    base, label = _micrograph_and_label(41, (24, 24))
+    root = tmp_path / "flat"
+    for i in range(300):  # one micrograph saved 300 times with fresh noise
+        noisy = np.clip(base + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8)
+        _flat_pair(root, "training", f"t_{i:03d}", noisy, label)
+    for i in range(3):
+        _flat_pair(root, "validation", f"v_{i}", base, label)
+    report = run_check(root, CheckOptions(workers=1))
+    duplicates = [f for f in report.findings if f.code == "duplicate"]
+    leaks = [f for f in report.findings if f.code == "split-leakage"]
+    assert len(duplicates) == 1 and len(leaks) == 1
+    assert (
+        duplicates[0].severity.value == "warning"
+        and duplicates[0].path == "training/image/t_001.png"
+    )
+    assert len(duplicates[0].related) == 299  # every member named once
+    assert "one of 300 near-identical crops" in duplicates[0].message
+    assert leaks[0].path == "validation/image/v_0.png" and leaks[0].severity.value == "error"
+    assert len(leaks[0].related) == 302

@@ -24,8 +24,10 @@ from itertools import combinations
 
 import numpy as np
 
+from datatool import align, io
 from datatool.checks import CheckOptions, DatasetData, PairData, SampleData, finding, register
 from datatool.crop import resize_image
+from datatool.errors import ImageReadError
 from datatool.findings import Finding
 
 HASH_BITS_MAX = 10
@@ -91,7 +93,14 @@ def fingerprint(grey: np.ndarray) -> dict:
 def fingerprint_crop(pair: PairData, options: CheckOptions) -> Iterator[Finding]:
     """Fingerprint the image crop for the dataset-level duplicate search (no findings)."""
     if pair.image is not None and pair.image.pixels.size:
-        pair.extras["leak"] = fingerprint(pair.image.pixels)
+        pixels = pair.image.pixels
+        pair.extras["leak"] = fingerprint(pixels)
+        scale = float(np.iinfo(pixels.dtype).max) if pixels.dtype.kind in "ui" else 1.0
+        pair.extras["leak_size"] = (
+            *(int(v) for v in pixels.shape),
+            float(pixels.mean()) / scale,
+            float(pixels.std()) / scale,
+        )
     return iter(())
 
 
@@ -150,33 +159,182 @@ def near_identical_pairs(items: list[_Item]) -> Iterator[tuple[int, int, float]]
                 yield i, j, correlation
 
 
-def _compare(items: list[_Item], what: str) -> Iterator[Finding]:
+def clusters(items: list[_Item]) -> list[tuple[list[int], float]]:
+    """Groups of near-identical items (union of :func:`near_identical_pairs`).
+
+    Returns
+    -------
+    list of (indices, lowest correlation)
+        Each group's item indices in input order, groups ordered by their first
+        item; single items are left out.
+    """
+    parent = list(range(len(items)))
+    lowest: dict[int, float] = {}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    links = []
     for i, j, correlation in near_identical_pairs(items):
-        a, b = items[i], items[j]
-        how = "identical pixels" if a.digest == b.digest else f"correlation {correlation:.3f}"
-        if a.split == b.split:
+        a, b = root(i), root(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+        links.append((i, correlation))
+    for i, correlation in links:
+        top = root(i)
+        lowest[top] = min(lowest.get(top, 1.0), correlation)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(items)):
+        groups.setdefault(root(i), []).append(i)
+    return [(g, lowest[top]) for top, g in sorted(groups.items()) if len(g) > 1]
+
+
+def _names(paths: list[str], limit: int = 5) -> str:
+    shown = ", ".join(paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def _compare(items: list[_Item], what: str) -> Iterator[Finding]:
+    """One finding per cluster of near-identical items and split, not one per pair."""
+    for members, correlation in clusters(items):
+        group = [items[i] for i in members]
+        exact = len({it.digest for it in group}) == 1
+        how = "identical pixels" if exact else f"correlation >= {correlation:.3f}"
+        by_split: dict[str | None, list[_Item]] = {}
+        for it in group:
+            by_split.setdefault(it.split, []).append(it)
+        first, *others = list(by_split.values())
+        if len(first) > 1:
+            copies = [it.path for it in first[1:]]
+            count = (
+                f"one of {len(first)} near-identical crops (the first: {first[0].path})"
+                if len(first) > 2
+                else f"a near-identical copy of {first[0].path}"
+            )
             yield finding(
                 "warning",
                 "duplicate",
                 "leakage",
-                b.path,
-                f"{what} is a near-identical copy of {a.path} ({how}) in the same split",
+                first[1].path,
+                f"{what} is {count} in the same split ({how}): {_names(copies)}; keep one "
+                "(duplicates weigh those grains more in training)",
                 measured=round(correlation, 4),
                 expected=THUMB_MIN_CORRELATION,
-                related=[a.path],
+                related=[first[0].path, *copies[1:]],
             )
-        else:
+        for split_items in others:
+            here = split_items[0]
+            elsewhere = [it.path for it in first] + [it.path for it in split_items[1:]]
             yield finding(
                 "error",
                 "split-leakage",
                 "leakage",
-                b.path,
-                f"{what} in {b.split!s} is a near-identical copy of {a.path} in {a.split!s} "
-                f"({how}): the same field of view must not be in two splits",
+                here.path,
+                f"{what} in {here.split!s} is a near-identical copy of {first[0].path} in "
+                f"{first[0].split!s} ({how}; {len(group)} copies in all: "
+                f"{_names([it.path for it in group])}): the same field of view must not be in "
+                "two splits",
                 measured=round(correlation, 4),
                 expected=THUMB_MIN_CORRELATION,
-                related=[a.path],
+                related=elsewhere,
             )
+
+
+CONTAINED_MIN_SCORE = 0.9
+"""NCC above which a smaller crop is taken as cut from inside a larger one (the alignment
+check's threshold for a crop in its original)."""
+BRIGHTNESS_SLACK = 0.12
+"""Candidates for containment: mean grey levels within this share of full scale..."""
+CONTRAST_RATIO = 2.0
+"""...and standard deviations within this factor (one micrograph, one exposure)."""
+MAX_CONTAINMENT_SEARCHES = 20000
+"""Searches beyond this many candidate pairs are skipped (and said so)."""
+
+
+def _candidates(dataset: DatasetData, reported: set[str]) -> list[tuple[str, str, str, str]]:
+    """Candidate pairs ``(small, small split, large, large split)`` for containment.
+
+    Cross-split pairs of different sizes where the smaller fits inside the
+    larger and brightness and contrast are alike.
+    """
+    sized = [
+        (stats.image, stats.split, extras["leak_size"])
+        for stats, extras in dataset.pairs
+        if stats.image is not None and "leak_size" in extras and stats.image not in reported
+    ]
+    out = []
+    for small, small_split, (h, w, mean, std) in sized:
+        for large, large_split, (big_h, big_w, big_mean, big_std) in sized:
+            if small_split == large_split or (h, w) == (big_h, big_w):
+                continue
+            if h > big_h or w > big_w or abs(mean - big_mean) > BRIGHTNESS_SLACK:
+                continue
+            if std * CONTRAST_RATIO < big_std or big_std * CONTRAST_RATIO < std:
+                continue
+            out.append((small, small_split, large, large_split))
+    return out
+
+
+def contained_crops(dataset: DatasetData, reported: set[str]) -> Iterator[Finding]:
+    """Crops of one split cut from inside a larger crop of another split (no originals needed).
+
+    Candidates (:func:`_candidates`) are located by the alignment search's
+    coarse-to-fine NCC (:class:`datatool.align.SearchImage`); each larger crop is
+    decoded and prepared once.
+    """
+    candidates = _candidates(dataset, reported)
+    root = dataset.layout.root
+    searches: dict[str, align.SearchImage | None] = {}
+    smalls: dict[str, object] = {}
+
+    def decoded(rel: str):
+        try:
+            return io.read_image(f"{root}/{rel}").pixels
+        except ImageReadError:
+            return None
+
+    done: set[str] = set()
+    for small, small_split, large, large_split in candidates[:MAX_CONTAINMENT_SEARCHES]:
+        if small in done:
+            continue
+        if large not in searches:
+            pixels = decoded(large)
+            searches[large] = None if pixels is None else align.SearchImage(pixels)
+        if small not in smalls:
+            smalls[small] = decoded(small)
+        search, template = searches[large], smalls[small]
+        if search is None or template is None:
+            continue
+        match = search.locate(template)
+        if match.score >= CONTAINED_MIN_SCORE:
+            done.add(small)
+            left, top, width, height = match.box
+            yield finding(
+                "error",
+                "split-leakage",
+                "leakage",
+                small,
+                f"image crop in {small_split!s} ({width}x{height} px) was cut from inside "
+                f"{large} in {large_split!s} at ({left}, {top}), NCC {match.score:.3f}: the same "
+                "field of view must not be in two splits; move one of them",
+                measured=round(match.score, 4),
+                expected=CONTAINED_MIN_SCORE,
+                related=[large],
+            )
+    if len(candidates) > MAX_CONTAINMENT_SEARCHES:
+        yield finding(
+            "info",
+            "split-leakage",
+            "leakage",
+            ".",
+            f"{len(candidates)} crop pairs could hide one crop inside another across splits; "
+            f"only the first {MAX_CONTAINMENT_SEARCHES} were searched",
+            measured=len(candidates),
+            expected=MAX_CONTAINMENT_SEARCHES,
+        )
 
 
 @register("leakage", "dataset")
@@ -195,8 +353,14 @@ def leakage(dataset: DatasetData, options: CheckOptions) -> Iterator[Finding]:
     reported: set[str] = set()
     for found in _compare(crops, "image crop"):
         reported.add(found.path)
+        if found.code == "split-leakage":
+            reported.update(found.related)
         yield found
     yield from _compare(list(originals.values()), "original")
+    if options.alignment:
+        for found in contained_crops(dataset, reported):
+            reported.add(found.path)
+            yield found
     for stats, extras in dataset.pairs:
         where = extras.get("found_in")
         if where is None or stats.image is None or stats.image in reported:

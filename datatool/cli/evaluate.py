@@ -86,6 +86,12 @@ def evaluate(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Always run the network.")] = False,
     batch_size: Annotated[int, _BATCH] = 4,
     amp: Annotated[bool, _AMP] = False,
+    grains: Annotated[
+        bool,
+        typer.Option(
+            "--grains", help="Also grain count error, KS, centroid F1 per checkpoint, and a plot."
+        ),
+    ] = False,
 ) -> None:
     """Score every checkpoint on the images and plot loss versus epoch."""
     from datatool.errors import UsageError
@@ -98,6 +104,7 @@ def evaluate(
         sweep, resolution=resolution, device=device, remove_border=remove_border,
         sigmas=sigma or [3.0], kernel_size=kernel_size, tophat_kernel_size=tophat_kernel_size,
         tolerance=tolerance, batch_size=batch_size, amp=amp, use_cache=not no_cache,
+        grains=grains,
     )  # fmt: skip
     epochs = _parse_epochs(overlays)
     _writable(out)
@@ -213,7 +220,11 @@ def _render(result, paths) -> None:
             str(row.epoch),
             Path(row.checkpoint).name,
             str(row.images),
-            *(f"{v:.4f}" for k, v in row.metric_values().items() if k != "gaussian"),
+            *(
+                f"{v:.4f}"
+                for k, v in row.metric_values().items()
+                if k != "gaussian" and not k.startswith("grain_")
+            ),
         ]
         for row in result.means
     ]
@@ -226,3 +237,29 @@ def _render(result, paths) -> None:
         f"predictions: {result.cache_misses} computed, {result.cache_hits} from cache; "
         f"wrote {paths['csv']}, {paths['json']}, {paths['plot']}",
     )
+    if "grains_plot" in paths:
+        _render_grains(console, result, paths["grains_plot"])
+
+
+def _render_grains(console, result, plot) -> None:  # noqa: ANN001 - rich Console, SweepResult
+    from datatool.cli._render import Column, render_table, say
+
+    def fmt(value: float | None, spec: str) -> str:
+        return "—" if value is None else format(value, spec)
+
+    columns = [Column("epoch", right=True), Column("true", right=True)]
+    columns += [Column(n, right=True) for n in ("predicted", "count error", "KS p", "centroid F1")]
+    rows = [
+        [
+            str(row.epoch),
+            str(row.grains.true_grains),
+            str(row.grains.predicted_grains),
+            fmt(row.grains.count_error, "+.1%"),
+            fmt(row.grains.ks_pvalue, ".3f"),
+            fmt(row.grains.centroid_f1, ".3f"),
+        ]
+        for row in result.means
+        if row.grains is not None
+    ]
+    render_table(console, columns, rows, title="Grains, by epoch (counts summed over images)")
+    say(console, f"wrote {plot}")

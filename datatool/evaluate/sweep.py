@@ -191,6 +191,10 @@ def _score_row(
     prediction: np.ndarray, truth: np.ndarray, checkpoint: Checkpoint, name: str, options
 ) -> MetricRow:
     row = score(prediction.astype(np.float32), truth, options.score_params(), options.sigmas[1:])
+    if options.grains:
+        from datatool.metrics.grains import grain_agreement
+
+        row.grains = grain_agreement(prediction.astype(np.float32), truth)
     return MetricRow(
         **dict(row, params=None), kind="image", epoch=checkpoint.epoch,
         checkpoint=str(checkpoint.path), image=name, images=1,
@@ -402,6 +406,47 @@ def plot_loss_vs_epoch(result: SweepResult, path: str | os.PathLike[str]) -> Pat
     return path
 
 
+GRAINS_PLOT_FILE = "grains_vs_epoch.png"
+
+_GRAIN_PANELS = (
+    ("grain_count_error", "Grain count error (0 is best)"),
+    ("grain_centroid_f1", "Grain centroid F1 (higher is better)"),
+)
+
+
+def plot_grains_vs_epoch(result: SweepResult, path: str | os.PathLike[str]) -> Path:
+    """Grain count error and centroid F1 by epoch: mean over images, min-max band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(_GRAIN_PANELS), figsize=(4.2 * len(_GRAIN_PANELS), 3.2))
+    epochs = [m.epoch for m in result.means]
+    for ax, (column, title) in zip(axes, _GRAIN_PANELS, strict=True):
+        per_epoch: dict[int, list[float]] = {e: [] for e in epochs}
+        for row in result.rows:
+            value = row.metric_values().get(column)
+            if value is not None:  # undefined (no true grain) is left out, never NaN
+                per_epoch[row.epoch].append(float(value))
+        shown = [e for e in epochs if per_epoch[e]]
+        if shown:
+            mean = [float(np.mean(per_epoch[e])) for e in shown]
+            ax.plot(shown, mean, marker="o", markersize=3, color="tab:green", label="mean")
+            low = [min(per_epoch[e]) for e in shown]
+            high = [max(per_epoch[e]) for e in shown]
+            ax.fill_between(shown, low, high, alpha=0.25, color="tab:green", label="min-max")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].axhline(0.0, color="grey", linewidth=0.8)
+    fig.suptitle("Grains vs epoch (prediction binarized at 0.5)", fontsize=11)
+    fig.tight_layout()
+    path = Path(path)
+    write_png(path, figure_pixels(fig, dpi=110))
+    return path
+
+
 def write_outputs(result: SweepResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write ``metrics.csv``, ``metrics.json`` and ``loss_vs_epoch.png`` into ``out_dir``."""
     out_dir = Path(out_dir)
@@ -413,6 +458,8 @@ def write_outputs(result: SweepResult, out_dir: str | os.PathLike[str]) -> dict[
     atomic_write_text(paths["csv"], metrics_csv_text(result))
     atomic_write_json(paths["json"], result)
     plot_loss_vs_epoch(result, paths["plot"])
+    if result.options.grains:
+        paths["grains_plot"] = plot_grains_vs_epoch(result, out_dir / GRAINS_PLOT_FILE)
     return paths
 
 

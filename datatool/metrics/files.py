@@ -123,6 +123,7 @@ def score_files(
     invert_truth: bool | None = None,
     max_pixels: int | None = 100_000_000,
     image_path: str | os.PathLike[str] | None = None,
+    grains: bool = False,
 ) -> list[ScoredPrediction]:
     """Score prediction images (value / 255) against one label image.
 
@@ -145,6 +146,9 @@ def score_files(
     image_path : path-like, optional
         The micrograph the predictions were made from: the overlays are drawn
         over it. Must have the label's size.
+    grains : bool
+        Also compute each prediction's grain agreement
+        (:func:`datatool.metrics.grains.grain_agreement`, prediction binarized at 0.5).
 
     Returns
     -------
@@ -183,6 +187,10 @@ def score_files(
                 f"{truth_path} is {truth.shape[1]}x{truth.shape[0]} px"
             )
         row = score(pred, truth, params)
+        if grains:
+            from datatool.metrics.grains import grain_agreement
+
+            row.grains = grain_agreement(pred, truth)
         notes = truth_notes + prediction_notes(pred, Path(path).name)
         results.append(
             ScoredPrediction(**dict(row), prediction=str(path), truth=str(truth_path), notes=notes)

@@ -181,3 +181,48 @@ def grain_agreement(pred: np.ndarray, truth: np.ndarray) -> GrainAgreement:
         disregistry=disregistry,
         adapted_rand_error=rand_error,
     )
+
+
+#: The grain agreement's columns in metrics tables (``grain_<field>``), in table order.
+GRAIN_COLUMNS = (
+    "count_error",
+    "ks_statistic",
+    "ks_pvalue",
+    "centroid_f1",
+    "orphan_fraction",
+    "disregistry",
+    "adapted_rand_error",
+)
+
+_COUNTS = ("true_grains", "predicted_grains", "matches")
+
+
+def grain_columns(agreement: GrainAgreement | None) -> dict[str, float | None]:
+    """The flat ``grain_<name>`` columns of an agreement (all None when there is none).
+
+    >>> grain_columns(None)["grain_centroid_f1"] is None
+    True
+    """
+    return {
+        f"grain_{name}": (None if agreement is None else getattr(agreement, name))
+        for name in GRAIN_COLUMNS
+    }
+
+
+def mean_agreement(agreements: list[GrainAgreement | None]) -> GrainAgreement | None:
+    """The agreement of a mean row: counts summed, every other value averaged.
+
+    Values that are None in some rows are averaged over the others (None when
+    none has one); None when no row has an agreement at all.
+    """
+    present = [a for a in agreements if a is not None]
+    if not present:
+        return None
+    values: dict[str, object] = {}
+    for name in GrainAgreement.model_fields:
+        known = [getattr(a, name) for a in present if getattr(a, name) is not None]
+        if name in _COUNTS:
+            values[name] = int(sum(known)) if known or name != "matches" else None
+        else:
+            values[name] = float(np.mean(known)) if known else None
+    return GrainAgreement(**values)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from datatool.metrics.grains import GrainAgreement, grain_columns, mean_agreement
 from datatool.metrics.losses import (
     Matching,
     _check_pair,
@@ -124,6 +125,11 @@ class ScoreRow(BaseModel):
     precision: float = Field(description="Share of predicted centre line near the truth.")
     recall: float = Field(description="Share of the truth centre line found by the prediction.")
     f1: float = Field(description="Harmonic mean of precision and recall.")
+    grains: GrainAgreement | None = Field(
+        None,
+        description="Grain-level agreement (count error, KS test of areas, centroid F1...); "
+        "null unless asked for (score --grains, evaluate --grains).",
+    )
     params: ScoreParams | None = Field(
         None,
         description="Parameters the scores were computed with (null in a sweep's rows: "
@@ -140,6 +146,8 @@ class ScoreRow(BaseModel):
         for key, value in tolerant.items():
             values[f"tolerant_bce_sigma{key}" if key else "tolerant_bce"] = value
         values.update(precision=self.precision, recall=self.recall, f1=self.f1)
+        if self.grains is not None:
+            values.update(grain_columns(self.grains))  # type: ignore[arg-type]
         return values
 
 
@@ -225,6 +233,7 @@ def mean_scores(rows: Sequence[ScoreRow]) -> dict[str, object]:
         "precision": mean([r.precision for r in rows]),
         "recall": mean([r.recall for r in rows]),
         "f1": mean([r.f1 for r in rows]),
+        "grains": mean_agreement([r.grains for r in rows]),
     }
 
 
@@ -260,6 +269,10 @@ class SweepOptions(_ScoreWindows):
     )
     amp: bool = Field(False, description="float16 autocast on CUDA.")
     use_cache: bool = Field(True, description="Read and write the prediction cache.")
+    grains: bool = Field(
+        False,
+        description="Also compute the grain agreement (metrics.grains) per checkpoint and image.",
+    )
 
     @field_validator("sigmas")
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from datatool.checks import (
 )
 from datatool.findings import Finding, PairStats, Report
 from datatool.layout import DatasetLayout, PairEntry, SampleEntry, scan
+from datatool.schedule import Scheduler
 
 _FLAT_CHUNK = 32
 
@@ -96,23 +97,28 @@ def _units(layout: DatasetLayout) -> list[tuple[SampleEntry | None, list[PairEnt
     return units
 
 
+def _check_unit_item(item: tuple[str, SampleEntry | None, list[PairEntry], CheckOptions]):
+    """:func:`check_unit` on one ``(root, sample, pairs, options)`` tuple (a picklable unit)."""
+    return check_unit(*item)
+
+
 def _run_units(
     layout: DatasetLayout,
     options: CheckOptions,
     progress: Callable[[int, int], None] | None,
+    scheduler: str | Scheduler,
 ) -> Iterator[UnitResult]:
+    """Each unit's result, in unit order, streamed from wherever the units run."""
     units = _units(layout)
     total = len(units)
-    if options.workers <= 1 or total <= 1:
-        for done, (sample, pairs) in enumerate(units, start=1):
-            yield check_unit(layout.root, sample, pairs, options)
-            if progress:
-                progress(done, total)
-        return
-    with ProcessPoolExecutor(max_workers=min(options.workers, total)) as pool:
-        futures = [pool.submit(check_unit, layout.root, s, p, options) for s, p in units]
-        for done, future in enumerate(futures, start=1):
-            yield future.result()
+    items = ((layout.root, sample, pairs, options) for sample, pairs in units)
+    if isinstance(scheduler, str):
+        context: Any = Scheduler(scheduler, max(1, min(options.workers, total)))
+    else:
+        context = nullcontext(scheduler)
+    with context as running:
+        for done, result in enumerate(running.map(_check_unit_item, items), start=1):
+            yield result
             if progress:
                 progress(done, total)
 
@@ -123,6 +129,7 @@ def run_check(
     *,
     layout: DatasetLayout | None = None,
     progress: Callable[[int, int], None] | None = None,
+    scheduler: str | Scheduler = "local",
 ) -> Report:
     """Check a dataset folder and return the full report (never stops at the first problem).
 
@@ -135,6 +142,12 @@ def run_check(
         An already scanned layout of ``root``.
     progress : callable, optional
         Called as ``progress(done, total)`` after each unit of work.
+    scheduler : str or Scheduler
+        Where the units (one per sample, or per chunk of flat pairs) run:
+        ``local`` (``options.workers`` processes), ``dask`` (a LocalCluster of
+        ``options.workers`` processes) or a Dask scheduler address, or an open
+        :class:`~datatool.schedule.Scheduler`. The findings and their order do
+        not depend on it.
 
     Raises
     ------
@@ -149,7 +162,8 @@ def run_check(
         findings.extend(check.func(layout, options))
     collected: list[tuple[PairStats, dict[str, Any]]] = []
     samples: dict[str, dict[str, Any]] = {}
-    for unit_findings, unit_pairs, sample_extras in _run_units(layout, options, progress):
+    units = _run_units(layout, options, progress, scheduler)
+    for unit_findings, unit_pairs, sample_extras in units:
         findings.extend(unit_findings)
         collected.extend(unit_pairs)
         if sample_extras is not None:

@@ -39,6 +39,12 @@ def check_command(
     max_offset: float = typer.Option(1.0, "--max-offset", min=0, help="Alignment tolerance, px."),
     fast: bool = typer.Option(False, "--fast", help="Skip the pixel alignment search."),
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0: all cores)."),
+    scheduler: str = typer.Option(
+        "local",
+        "--scheduler",
+        help='Where samples are checked: local, dask (a LocalCluster of --workers processes) or '
+        'a Dask scheduler address tcp://HOST:PORT; needs pip install "datatool[dask]".',
+    ),
     max_pixels: int = typer.Option(
         100_000_000, "--max-pixels", min=1, help="Pixel budget per image; larger are refused."
     ),
@@ -67,7 +73,7 @@ def check_command(
     )
     fmt = OutputFormat.json if json_out else output_format
     with progress_bar("checking samples", enabled=fmt is OutputFormat.text) as progress:
-        report = run_check(root, options, progress=progress)
+        report = run_check(root, options, progress=progress, scheduler=scheduler)
     if fmt is OutputFormat.json:
         typer.echo(report.model_dump_json(indent=2))
     elif fmt is OutputFormat.github:

@@ -16,6 +16,10 @@ _BORDER = typer.Option(
 )
 _BATCH = typer.Option(help="Images per forward pass.")
 _AMP = typer.Option(help="float16 autocast on CUDA (off by default: see the README).")
+_SCHEDULER = typer.Option(
+    help='Where checkpoint x image batches run: local, dask (a LocalCluster) or a Dask '
+    'scheduler address tcp://HOST:PORT; needs pip install "datatool[dask]".'
+)
 
 
 @app.command(epilog=examples("datatool infer runs/unet_300.pth micrograph.png --out predictions/"))
@@ -92,6 +96,7 @@ def evaluate(
             "--grains", help="Also grain count error, KS, centroid F1 per checkpoint, and a plot."
         ),
     ] = False,
+    scheduler: Annotated[str, _SCHEDULER] = "local",
 ) -> None:
     """Score every checkpoint on the images and plot loss versus epoch."""
     from datatool.errors import UsageError
@@ -111,7 +116,7 @@ def evaluate(
     with _Progress("evaluating") as progress:
         result, paths = sweep.evaluate(
             checkpoints, pairs, out, options, overlay_epochs=epochs,
-            on_start=progress.start, on_progress=progress.advance,
+            on_start=progress.start, on_progress=progress.advance, scheduler=scheduler,
         )  # fmt: skip
     _render(result, paths)
     raise typer.Exit(0)

@@ -17,11 +17,14 @@ network again.
 from __future__ import annotations
 
 import csv
+import functools
 import io as _io
 import os
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +45,7 @@ from datatool.metrics.results import (
     mean_scores,
     score,
 )
+from datatool.schedule import Scheduler, chunks
 from datatool.torch.checkpoints import Checkpoint, find_checkpoints, load_unet
 from datatool.torch.inference import (
     check_resolution,
@@ -209,6 +213,105 @@ def _mean_row(rows: list[MetricRow]) -> MetricRow:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class SweepUnit:
+    """One unit of sweep work: a checkpoint on a batch of prepared images.
+
+    Plain data, so that it pickles to a Dask worker; ``threads`` is torch's
+    intra-op thread count of the client, set in the worker so that every
+    unit computes exactly what the plain run computes.
+    """
+
+    checkpoint: Checkpoint
+    checkpoint_digest: str | None  # sha256 of the checkpoint file, for the cache keys
+    items: tuple[_Prepared, ...]
+    options: SweepOptions
+    cache_dir: str | None
+    overlay_dir: str | None  # set only for the epochs that get overlays
+    threads: int
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    """What a unit hands back to the client: one row per image, and the cache counts."""
+
+    rows: list[MetricRow]
+    hits: int
+    misses: int
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_model(path: str, stamp: tuple[int, int], device: str):
+    """The loaded U-Net of one checkpoint, kept per worker while its batches run."""
+    return load_unet(path, select_device(device))
+
+
+def run_unit(unit: SweepUnit) -> UnitResult:
+    """Predict (or read from the cache), score and draw one checkpoint x image batch."""
+    import torch
+
+    if torch.get_num_threads() != unit.threads:
+        torch.set_num_threads(unit.threads)
+    options = unit.options
+    cache = PredictionCache(unit.cache_dir) if unit.cache_dir is not None else None
+    keys = [
+        cache.key(unit.checkpoint_digest or "", item.digest, options) if cache else ""
+        for item in unit.items
+    ]
+    predictions = [cache.get(k) if cache else None for k in keys]
+    predictions = [
+        p if p is not None and p.shape == item.truth.shape else None
+        for p, item in zip(predictions, unit.items, strict=True)
+    ]
+    todo = [i for i, p in enumerate(predictions) if p is None]
+    if todo:
+        stat = unit.checkpoint.path.stat()
+        model = _cached_model(
+            str(unit.checkpoint.path), (stat.st_mtime_ns, stat.st_size), options.device
+        )
+        probs = predict(
+            model,
+            [unit.items[i].pixels for i in todo],
+            batch_size=options.batch_size,
+            amp=options.amp,
+        )
+        for i, prob in zip(todo, probs, strict=True):
+            predictions[i] = quantize(prob)
+            if cache is not None:
+                cache.put(keys[i], predictions[i])
+    rows = []
+    for item, prediction in zip(unit.items, predictions, strict=True):
+        rows.append(_score_row(prediction, item.truth, unit.checkpoint, item.pair.name, options))
+        if unit.overlay_dir is not None:
+            from datatool.metrics.overlays import write_overlays
+
+            write_overlays(
+                Path(unit.overlay_dir) / f"epoch_{unit.checkpoint.epoch}",
+                item.pair.name,
+                prediction.astype(np.float32),
+                item.truth,
+                options.score_params(),
+            )
+    return UnitResult(rows, len(unit.items) - len(todo), len(todo))
+
+
+def _check_sweep(
+    checkpoints: Sequence[Checkpoint], pairs: Sequence[EvalPair], overlay_epochs: Sequence[int]
+) -> None:
+    if not checkpoints:
+        raise DatatoolError("no checkpoint to evaluate")
+    if not pairs:
+        raise DatatoolError("no image to evaluate on")
+    available = {c.epoch for c in checkpoints}
+    missing_epochs = sorted(set(overlay_epochs) - available)
+    if missing_epochs:
+        raise UsageError(
+            f"--overlays {','.join(map(str, missing_epochs))}: no checkpoint for "
+            f"{'that epoch' if len(missing_epochs) == 1 else 'those epochs'}; "
+            f"epochs available: {', '.join(map(str, sorted(available)))}"
+        )
+
+
 def run_sweep(
     checkpoints: Sequence[Checkpoint],
     pairs: Sequence[EvalPair],
@@ -218,6 +321,7 @@ def run_sweep(
     overlay_dir: str | os.PathLike[str] | None = None,
     overlay_epochs: Sequence[int] = (),
     on_progress: Callable[[int], None] | None = None,
+    scheduler: str | Scheduler = "local",
 ) -> SweepResult:
     """Score every checkpoint on every pair.
 
@@ -234,79 +338,58 @@ def run_sweep(
         Write the losses' overlay pictures of these epochs under
         ``overlay_dir/epoch_<E>/``.
     on_progress : callable, optional
-        Called with 1 after each checkpoint x image is scored.
+        Called with 1 for each checkpoint x image scored.
+    scheduler : str or Scheduler
+        Where the checkpoint x batch units run: ``local`` (this process),
+        ``dask`` or a Dask scheduler address (see :mod:`datatool.schedule`),
+        or an open :class:`~datatool.schedule.Scheduler`. Rows come back in
+        the plain run's order with the same values.
 
     Returns
     -------
     SweepResult
     """
+    import torch
+
     options = options or SweepOptions()
     check_resolution(options.resolution)
-    if not checkpoints:
-        raise DatatoolError("no checkpoint to evaluate")
-    if not pairs:
-        raise DatatoolError("no image to evaluate on")
-    available = {c.epoch for c in checkpoints}
-    missing_epochs = sorted(set(overlay_epochs) - available)
-    if missing_epochs:
-        raise UsageError(
-            f"--overlays {','.join(map(str, missing_epochs))}: no checkpoint for "
-            f"{'that epoch' if len(missing_epochs) == 1 else 'those epochs'}; "
-            f"epochs available: {', '.join(map(str, sorted(available)))}"
+    _check_sweep(checkpoints, pairs, overlay_epochs)
+    select_device(options.device)  # a bad --device fails here, not in a worker
+    prepared = tuple(prepare_pair(p, options) for p in pairs)
+    use_cache = cache_dir is not None and options.use_cache
+    threads = torch.get_num_threads()
+    units = (
+        SweepUnit(
+            checkpoint=checkpoint,
+            checkpoint_digest=sha256_file(checkpoint.path) if use_cache else None,
+            items=batch,
+            options=options,
+            cache_dir=str(cache_dir) if use_cache else None,
+            overlay_dir=(
+                str(overlay_dir)
+                if overlay_dir is not None and checkpoint.epoch in overlay_epochs
+                else None
+            ),
+            threads=threads,
         )
-    device = select_device(options.device)
-    prepared = [prepare_pair(p, options) for p in pairs]
-    cache = PredictionCache(cache_dir) if cache_dir is not None and options.use_cache else None
+        for checkpoint in checkpoints
+        for batch in chunks(prepared, options.batch_size)
+    )
+    context: Any = Scheduler(scheduler) if isinstance(scheduler, str) else nullcontext(scheduler)
     rows: list[MetricRow] = []
-    means: list[MetricRow] = []
     hits = misses = 0
-    for checkpoint in checkpoints:
-        predictions: list[np.ndarray | None] = [None] * len(prepared)
-        keys: list[str] = []
-        if cache is not None:
-            digest = sha256_file(checkpoint.path)
-            keys = [cache.key(digest, item.digest, options) for item in prepared]
-            predictions = [cache.get(k) for k in keys]
-            predictions = [
-                p if p is not None and p.shape == item.truth.shape else None
-                for p, item in zip(predictions, prepared, strict=True)
-            ]
-        todo = [i for i, p in enumerate(predictions) if p is None]
-        hits += len(prepared) - len(todo)
-        misses += len(todo)
-        if todo:
-            model = load_unet(checkpoint.path, device)
-            for start in range(0, len(todo), options.batch_size):
-                chunk = todo[start : start + options.batch_size]
-                probs = predict(
-                    model,
-                    [prepared[i].pixels for i in chunk],
-                    batch_size=options.batch_size,
-                    amp=options.amp,
-                )
-                for i, prob in zip(chunk, probs, strict=True):
-                    predictions[i] = quantize(prob)
-                    if cache is not None:
-                        cache.put(keys[i], predictions[i])
-            del model
-        checkpoint_rows = []
-        for item, prediction in zip(prepared, predictions, strict=True):
-            row = _score_row(prediction, item.truth, checkpoint, item.pair.name, options)
-            checkpoint_rows.append(row)
-            if overlay_dir is not None and checkpoint.epoch in overlay_epochs:
-                from datatool.metrics.overlays import write_overlays
-
-                write_overlays(
-                    Path(overlay_dir) / f"epoch_{checkpoint.epoch}",
-                    item.pair.name,
-                    prediction.astype(np.float32),
-                    item.truth,
-                    options.score_params(),
-                )
+    with context as running:
+        for result in running.map(run_unit, units, window=2):
+            rows.extend(result.rows)
+            hits += result.hits
+            misses += result.misses
             if on_progress is not None:
-                on_progress(1)
-        rows.extend(checkpoint_rows)
-        means.append(_mean_row(checkpoint_rows))
+                for _ in result.rows:
+                    on_progress(1)
+    means = [
+        _mean_row(rows[start : start + len(prepared)])
+        for start in range(0, len(rows), len(prepared))
+    ]
     return SweepResult(
         options=options, rows=rows, means=means, cache_hits=hits, cache_misses=misses
     )
@@ -472,10 +555,12 @@ def evaluate(
     overlay_epochs: Sequence[int] = (),
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    scheduler: str = "local",
 ) -> tuple[SweepResult, dict[str, Path]]:
     """Find the checkpoints, run the sweep with the cache under ``out_dir/cache``, write outputs.
 
-    ``on_start`` receives the number of checkpoint x image steps before the work begins.
+    ``on_start`` receives the number of checkpoint x image steps before the work begins;
+    ``scheduler`` is :func:`run_sweep`'s.
     """
     checkpoints = find_checkpoints(list(checkpoint_paths))
     if on_start is not None:
@@ -489,6 +574,7 @@ def evaluate(
         overlay_dir=out_dir / "overlays",
         overlay_epochs=overlay_epochs,
         on_progress=on_progress,
+        scheduler=scheduler,
     )
     return result, write_outputs(result, out_dir)
 

@@ -20,6 +20,8 @@ from datatool.errors import DatatoolError
 from datatool.torch.unet import UNet, expected_shapes
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
+#: Optimiser and random state of a training run, kept beside its checkpoints (not a checkpoint).
+TRAINING_STATE_FILE = "training_state.pt"
 #: The tensor whose first dimension is the base width.
 WIDTH_KEY = "down_conv.0.first.weight"
 _WRAPPER_KEYS = ("state_dict", "model_state_dict")
@@ -231,7 +233,9 @@ def find_checkpoints(paths: list[str | os.PathLike[str]]) -> list[Checkpoint]:
         path = Path(raw)
         if path.is_dir():
             found = sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES
+                p
+                for p in path.iterdir()
+                if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES and p.name != TRAINING_STATE_FILE
             )
             if not found:
                 raise DatatoolError(f"{path}: no *.pth or *.pt checkpoints in this directory")

@@ -158,3 +158,17 @@ def test_evaluate_on_dask_writes_the_plain_metrics(tmp_path, run_cli, cluster, t
                 assert b[key] == value
             else:
                 assert float(b[key]) == pytest.approx(float(value), rel=1e-3, abs=1e-9), key
+
+
+def test_report_runs_its_check_on_dask(sample_tree, tmp_path, run_cli, cluster):
+    _damage(sample_tree)
+    args = ["report", str(sample_tree), "--fast", "--samples", "0"]
+    code_plain, _, _ = run_cli(*args, "--out", tmp_path / "a.html", "--json", tmp_path / "a.json")
+    code_dask, out, err = run_cli(
+        *args, "--out", tmp_path / "b.html", "--json", tmp_path / "b.json",
+        "--scheduler", cluster.scheduler_address,
+    )  # fmt: skip
+    assert code_dask == code_plain == 1, out + err
+    plain = json.loads((tmp_path / "a.json").read_text())["check"]
+    on_dask = json.loads((tmp_path / "b.json").read_text())["check"]
+    assert _findings(on_dask) == _findings(plain)

@@ -50,6 +50,13 @@ def report(
         str | None, typer.Option(help="Model sweep: split to score on (default validation).")
     ] = None,
     device: Annotated[str, typer.Option(help="Model sweep: auto, cpu, cuda or cuda:N.")] = "auto",
+    scheduler: Annotated[
+        str,
+        typer.Option(
+            help='Where the check (and sweep) run: local, dask (a LocalCluster) or a Dask '
+            'scheduler address tcp://HOST:PORT; needs pip install "datatool[dask]".'
+        ),
+    ] = "local",
 ) -> None:
     """Write one self-contained HTML page: verdict, findings, composition, pictures, models.
 
@@ -81,7 +88,7 @@ def report(
     with progress_bar("checking samples") as progress:
         result, figures = build_report(
             root, options, samples=samples, seed=seed, max_flagged=max_flagged,
-            progress=progress, **models,
+            progress=progress, scheduler=scheduler, **models,
         )  # fmt: skip
     written = write_report(result, figures, out, json_path=json_path, markdown_path=markdown)
     s = result.check.summary

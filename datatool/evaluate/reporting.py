@@ -85,7 +85,9 @@ def _not_held_out(split: str | None) -> str | None:
     return None
 
 
-def _models(plan: _SweepPlan, overlay_images: int, work: Path) -> ModelsFigures:
+def _models(
+    plan: _SweepPlan, overlay_images: int, work: Path, scheduler: str = "local"
+) -> ModelsFigures:
 
     found, pairs, eval_split, checkpoints = (
         plan.checkpoints,
@@ -94,7 +96,7 @@ def _models(plan: _SweepPlan, overlay_images: int, work: Path) -> ModelsFigures:
         plan.checkpoint_dir,
     )
     cache = work / "cache"
-    result = run_sweep(found, pairs, plan.options, cache_dir=cache)
+    result = run_sweep(found, pairs, plan.options, cache_dir=cache, scheduler=scheduler)
     epochs = sorted({found[0].epoch, found[-1].epoch})
     shown = pairs[:overlay_images]
     # Second pass on the shown images only: every prediction is a cache hit, so
@@ -145,15 +147,19 @@ def sweep_for_report(
     sweep_options: SweepOptions | None = None,
     eval_split: str | None = None,
     overlay_images: int = 3,
+    scheduler: str = "local",
 ) -> Callable[[], ModelsFigures]:
-    """Plan the sweep now (bad options raise at once) and return the call that runs it."""
+    """Plan the sweep now (bad options raise at once) and return the call that runs it.
+
+    ``scheduler`` says where the checkpoint x batch units run (see :mod:`datatool.schedule`).
+    """
     if overlay_images < 1:
         raise ValueError(f"overlay_images must be >= 1, got {overlay_images}")
     plan = _plan_sweep(Path(root), Path(checkpoints), sweep_options, eval_split)
 
     def run() -> ModelsFigures:
         with tempfile.TemporaryDirectory(prefix="datatool-report-") as work:
-            return _models(plan, overlay_images, Path(work))
+            return _models(plan, overlay_images, Path(work), scheduler)
 
     return run
 
@@ -185,14 +191,18 @@ def build_report(
     overlay_images : int
         Images whose first- and last-epoch overlays are shown.
     **report_options
-        ``samples``, ``seed``, ``max_flagged``, ``progress`` of the dataset report.
+        ``samples``, ``seed``, ``max_flagged``, ``progress``, ``scheduler`` of the dataset
+        report (the sweep runs on the same scheduler).
 
     Returns
     -------
     (QualityReport, ReportFigures)
     """
     run = (
-        sweep_for_report(root, checkpoints, sweep_options, eval_split, overlay_images)
+        sweep_for_report(
+            root, checkpoints, sweep_options, eval_split, overlay_images,
+            report_options.get("scheduler", "local"),
+        )  # fmt: skip
         if checkpoints is not None
         else None
     )

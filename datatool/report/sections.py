@@ -396,6 +396,7 @@ def build_report(
     max_flagged: int = 100,
     models: Callable[[], ModelsFigures] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    scheduler: str = "local",
 ) -> tuple[QualityReport, ReportFigures]:
     """Check a dataset (and optionally sweep checkpoints on it) and draw the report's pictures.
 
@@ -415,6 +416,8 @@ def build_report(
         data and pictures (:func:`datatool.evaluate.reporting.sweep_for_report`).
     progress : callable, optional
         ``progress(done, total)`` of the check.
+    scheduler : str
+        Where the check's samples run (:func:`datatool.check.run_check`).
 
     Returns
     -------
@@ -427,7 +430,7 @@ def build_report(
     options = check_options or CheckOptions()
     layout = scan(root)
     root_path = Path(layout.root)
-    check = run_check(root, options, layout=layout, progress=progress)
+    check = run_check(root, options, layout=layout, progress=progress, scheduler=scheduler)
     lineage, source_by_image = read_lineage(layout)
     composition = compose(check.pairs, options, source_by_image)
     pictures, left_out = choose_pictures(check, samples, seed, max_flagged)

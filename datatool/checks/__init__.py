@@ -139,6 +139,7 @@ class PairData:
     stats: PairStats
     extras: dict[str, Any] = field(default_factory=dict)
     _mask: np.ndarray | None = None
+    _skeleton: np.ndarray | None = field(default=None, repr=False)
     _line_width: float | None | object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -155,6 +156,20 @@ class PairData:
         return self._mask
 
     @property
+    def label_skeleton(self) -> np.ndarray | None:
+        """``(H, W)`` bool: :func:`~datatool.labels.skeleton` of :attr:`label_mask`, thinned once.
+
+        Every measure of a pair that needs the skeleton (line width, grains)
+        takes this one; None without a label.
+        """
+        mask = self.label_mask
+        if mask is None:
+            return None
+        if self._skeleton is None:
+            self._skeleton = labels.skeleton(mask)
+        return self._skeleton
+
+    @property
     def line_width(self) -> float | None:
         """Estimated stroke width of the label's lines in px, measured once; None if unknown.
 
@@ -164,7 +179,9 @@ class PairData:
         if self._line_width is _UNMEASURED:
             mask = self.label_mask
             usable = mask is not None and mask.any() and not labels.is_inverted(self.label.pixels)
-            self._line_width = labels.estimate_line_width(mask) if usable else None
+            self._line_width = (
+                labels.estimate_line_width(mask, self.label_skeleton) if usable else None
+            )
         return self._line_width
 
 

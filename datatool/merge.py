@@ -1200,8 +1200,8 @@ def split_shares(
     >>> shares, warnings = split_shares(pairs, "validation", 0.3)
     >>> [(s.split, s.pairs, s.share) for s in shares]
     [('validation', 5, 0.5), ('training', 5, 0.5)]
-    >>> len(warnings)
-    1
+    >>> len(warnings)  # both sides are 20 points off, more than one pair's 10
+    2
     """
     total = len(pairs)
     if total == 0:

@@ -473,29 +473,10 @@ def _read_source(source: Source, options: MergeOptions) -> _ReadSource:
 def empty_source_message(source: Source, layout: DatasetLayout) -> str:
     """One line for a source without a single image/label pair: what was looked for and seen.
 
-    :func:`datatool.layout.diagnose_empty`, where the layout module offers it,
-    says what the folder looks like instead (its text is appended).
+    The diagnosis is :func:`datatool.layout.diagnose_empty`'s (the usual mistakes:
+    ``images/`` + ``masks/``, a flat folder of images, the folder above the tree).
     """
-    root = Path(layout.root)
-    try:
-        seen = sorted(e.name + ("/" if e.is_dir() else "") for e in os.scandir(root))
-    except OSError:
-        seen = []
-    shown = ", ".join(seen[:8]) + (f" and {len(seen) - 8} more" if len(seen) > 8 else "")
-    message = (
-        f"{source.path}: source {source.tag} has no image/label pairs to merge (looked for a "
-        "tree <split>/<id>_<split>/aligned/image + label/, or a flat set image/ + label/ "
-        f"with files of the same name; saw {shown or 'an empty folder'})"
-    )
-    diagnose = getattr(layout_mod, "diagnose_empty", None)
-    if diagnose is not None:
-        try:
-            hint = diagnose(root)
-        except (TypeError, ValueError, OSError, DatatoolError):
-            hint = None
-        if isinstance(hint, str) and hint:
-            message += f": {hint}"
-    return message
+    return f"source {source.tag}: {layout_mod.diagnose_empty(layout.root)}"
 
 
 def _refusal_message(refused: list[_ReadSource]) -> str:

@@ -240,12 +240,12 @@ def test_empty_source_is_an_error_saying_what_was_looked_for(tmp_path: Path, run
     (empty / "images").mkdir(parents=True)
     (empty / "masks").mkdir()
     (empty / "images" / "a.png").write_bytes(b"")
-    with pytest.raises(DatatoolError, match="no image/label pairs") as info:
+    with pytest.raises(DatatoolError, match="source e: no image/label pairs") as info:
         merge([Source(empty, "e")], tmp_path / "out", _options())
     assert "images/" in str(info.value) and "masks/" in str(info.value)
     code, out, err = run_cli("merge", empty, "--into", tmp_path / "out", "--name", "out")
     assert code == 1 and out == "" and err.count("\n") == 1
-    assert "image/ + label/" in err and not (tmp_path / "out").exists()
+    assert "name them image/ and label/" in err and not (tmp_path / "out").exists()
 
 
 # --------------------------------------------------------------------------- split shares

@@ -9,7 +9,7 @@ side in one run:
   ``--workers`` processes (default 2).
 
 Prints pairs per second and the ratio of the full check to the decode time
-(the goal is <= 3 on a 2-core machine).
+(the goal is <= 2 on a 2-core machine).
 
 Run: ``.venv/bin/python benchmarks/bench_check.py [--workers N] [--samples N]``
 """
@@ -78,7 +78,7 @@ def main() -> None:
         )
         print(
             f"check full   ({args.workers} workers) {full_s:6.2f} s  {pairs / full_s:7.1f} pairs/s"
-            f"  ratio {full_s / decode_s:.2f}  (goal <= 3)"
+            f"  ratio {full_s / decode_s:.2f}  (goal <= 2)"
         )
 
 

@@ -503,6 +503,37 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def encode_jpeg(pixels: np.ndarray, quality: int = 75) -> bytes:
+    """Encode a small picture to look at (a report thumbnail) as JPEG bytes, deterministically.
+
+    Lossy: for pictures embedded in a page, where a noisy micrograph costs
+    four times less than as PNG; never for data (crops, labels, predictions).
+
+    Parameters
+    ----------
+    pixels : (H, W) or (H, W, 3) uint8 ndarray
+    quality : int in [1, 95]
+
+    Returns
+    -------
+    bytes
+
+    >>> encode_jpeg(np.zeros((8, 8, 3), np.uint8))[:2] == bytes([0xFF, 0xD8])
+    True
+    """
+    if pixels.dtype != np.uint8:
+        raise TypeError(f"expected uint8 pixels, got {pixels.dtype}")
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
+        raise ValueError(f"expected (H, W) or (H, W, 3) pixels, got shape {pixels.shape}")
+    if not 1 <= quality <= 95:
+        raise ValueError(f"quality must be in [1, 95], got {quality}")
+    buf = BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(
+        buf, format="JPEG", quality=quality, optimize=True
+    )
+    return buf.getvalue()
+
+
 def write_png(path: str | os.PathLike[str], pixels: np.ndarray) -> bytes:
     """Write ``pixels`` (see :func:`encode_png`) as a PNG atomically; return the bytes written."""
     data = encode_png(pixels)

@@ -95,7 +95,8 @@ def built(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _data_uris(html: str) -> list[bytes]:
-    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+    found = re.findall(r'src="data:image/(?:png|jpeg);base64,([^"]+)"', html)
+    return [base64.b64decode(m) for m in found]
 
 
 # --------------------------------------------------------------------------- data
@@ -335,7 +336,11 @@ def test_report_of_a_merged_set_shows_sources_and_lineage(tmp_path: Path) -> Non
     assert report.lineage is not None and report.lineage.sources == ["OG"]
     assert report.lineage.chains == {"OG > M": 24}
     assert report.composition.per_source == {"OG": 24}
-    assert any(f.title == "Pairs per source" for f in figures.composition)
+    # One source compares nothing: no one-bar chart, a sentence instead.
+    from datatool.report.sections import single_valued
+
+    assert not any(f.title == "Pairs per source" for f in figures.composition)
+    assert "merge source OG for all 24 pairs" in single_valued(report.composition)
 
 
 # --------------------------------------------------------------------------- plots

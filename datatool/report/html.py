@@ -12,8 +12,8 @@ from collections import defaultdict
 from html import escape
 
 from datatool.findings import Finding, Severity
-from datatool.report.model import Distribution, QualityReport
-from datatool.report.sections import Figure, ReportFigures
+from datatool.report.model import Distribution, LeakageSection, QualityReport, SampleSection
+from datatool.report.sections import Figure, ReportFigures, single_valued
 
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -31,13 +31,13 @@ th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-al
 th { background: #f4f4f6; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.path { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.9em;
-          word-break: break-all; }
+          min-width: 14em; overflow-wrap: anywhere; }
 details { margin: 6px 0; }
 summary { cursor: pointer; font-weight: 600; padding: 4px 0; }
 .sev-error { color: #c62828; font-weight: 600; }
 .sev-warning { color: #a66300; font-weight: 600; }
 .sev-info { color: #666; }
-.grid { display: flex; flex-wrap: wrap; gap: 14px; }
+.grid { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-start; }
 figure { margin: 0; }
 figure img { max-width: 100%; height: auto; }
 .pairs { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
@@ -54,13 +54,22 @@ figcaption { font-size: 0.85em; color: #555; max-width: 460px; }
 p.warning { background: #fff4d6; border-left: 4px solid #f0a000; padding: 6px 10px; }
 .overlays img { width: 180px; max-width: none; image-rendering: pixelated; }
 .overlays td { border: none; padding: 4px 6px; }
+.samples { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+.sample { border: 1px solid #ddd; border-radius: 8px; padding: 10px 12px; max-width: 100%; }
+.sample.flagged { border-color: #c62828; border-width: 2px; }
+.sample h3 { margin: 0 0 4px; font-size: 1.05em; }
+.sample img { display: block; border: 1px solid #ccc; }
+.sample figcaption { max-width: 256px; }
+.sample .facts { font-size: 0.9em; margin: 8px 0 0; max-width: 540px; }
+.key span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 10px;
+            vertical-align: -1px; border: 1px solid #888; }
 """
 
 
 def _img(figure: Figure, css_class: str = "") -> str:
     data = base64.b64encode(figure.png).decode("ascii")
     klass = f' class="{css_class}"' if css_class else ""
-    return f'<img{klass} src="data:image/png;base64,{data}" alt="{escape(figure.title)}">'
+    return f'<img{klass} src="data:{figure.mime};base64,{data}" alt="{escape(figure.title)}">'
 
 
 def _figure(figure: Figure, title: bool = True) -> str:
@@ -70,6 +79,11 @@ def _figure(figure: Figure, title: bool = True) -> str:
         parts.append(f"<span class='muted'>{escape(figure.caption)}</span>")
     caption = f"<figcaption>{'<br>'.join(parts)}</figcaption>" if parts else ""
     return f"<figure>{_img(figure)}{caption}</figure>"
+
+
+def _path(path: str) -> str:
+    """An escaped path that may wrap after a slash, never inside a name."""
+    return escape(path).replace("/", "/<wbr>")
 
 
 def _value(value: object) -> str:
@@ -95,19 +109,33 @@ def _verdict(report: QualityReport) -> str:
     )
 
 
-def _findings(findings: list[Finding]) -> str:
+def _key(finding: Finding) -> tuple[str, str, str]:
+    return finding.code, finding.path, finding.message
+
+
+def _group_title(finding: Finding, across: set[tuple[str, str, str]]) -> str:
+    """The check family, with the leakage check split into what its findings mean."""
+    if _key(finding) in across:
+        return "leakage across splits"
+    if finding.code == "duplicate":
+        return "duplicates inside one split"
+    return finding.check
+
+
+def _findings(findings: list[Finding], leakage: LeakageSection | None = None) -> str:
     if not findings:
         return "<p>The check found nothing to report.</p>"
+    across = {_key(f) for f in leakage.across_splits} if leakage else set()
     groups: dict[tuple[Severity, str], list[Finding]] = defaultdict(list)
     for f in findings:
-        groups[(f.severity, f.check)].append(f)
+        groups[(f.severity, _group_title(f, across))].append(f)
     parts = []
     for (severity, check), items in sorted(
         groups.items(), key=lambda kv: (kv[0][0].rank, kv[0][1])
     ):
         opened = " open" if severity is Severity.error else ""
         rows = "".join(
-            f"<tr><td>{escape(f.code)}</td><td class='path'>{escape(f.path)}</td>"
+            f"<tr><td>{escape(f.code)}</td><td class='path'>{_path(f.path)}</td>"
             f"<td>{escape(f.message)}</td><td class='num'>{escape(_value(f.measured))}</td>"
             f"<td class='num'>{escape(_value(f.expected))}</td></tr>"
             for f in items
@@ -168,9 +196,152 @@ def _composition(report: QualityReport, figures: ReportFigures) -> str:
         f"{c.expected_line_width:g} px.</p>"
     )
     plots = "".join(_figure(f, title=False) for f in figures.composition)
+    same = single_valued(c)
+    facts = (
+        "<p>Not charted (one value for all): " + "; ".join(escape(t) for t in same) + ".</p>"
+        if same
+        else ""
+    )
     return (
         f"<p>{c.pairs} pairs in {c.known_samples()} sample(s).</p>"
-        f"<div class='grid'>{tables}</div>{stats}{guideline}<div class='grid'>{plots}</div>"
+        f"<div class='grid'>{tables}</div>{stats}{guideline}{facts}"
+        f"<div class='grid'>{plots}</div>"
+    )
+
+
+def _leakage_rows(findings: list[Finding]) -> str:
+    return "".join(
+        f"<tr><td class='sev-{f.severity.value}'>{escape(f.severity.value)}</td>"
+        f"<td>{escape(f.code)}</td><td class='path'>{_path(f.path)}</td>"
+        f"<td class='path'>{'<br>'.join(_path(p) for p in f.related)}</td>"
+        f"<td>{escape(f.message)}</td></tr>"
+        for f in findings
+    )
+
+
+def _leakage(report: QualityReport) -> str:
+    leak = report.leakage
+    if leak is None:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in ("severity", "code", "file", "other files", "message"))
+    head = f"<tr>{head}</tr>"
+    across = (
+        f"<p>{len(leak.across_splits)} finding(s): the same content in two splits, so the "
+        "held-out scores are not held out. Move or remove one copy.</p>"
+        f"<table>{head}{_leakage_rows(leak.across_splits)}</table>"
+        if leak.across_splits
+        else "<p>No content found in two splits.</p>"
+    )
+    within = (
+        f"<p>{len(leak.within_split)} cluster(s) of near-identical crops inside one split: "
+        "not leakage, but their grains weigh more in training. Keep one of each.</p>"
+        f"<table>{head}{_leakage_rows(leak.within_split)}</table>"
+        if leak.within_split
+        else "<p>No duplicates inside a split.</p>"
+    )
+    return (
+        "<h2 id='leakage'>Leakage and duplicates</h2>"
+        f"<h3>Across splits</h3>{across}<h3>Inside one split</h3>{within}"
+    )
+
+
+_BOXES_FROM = {
+    "manifest": "boxes as the build cut them (manifest.json)",
+    "plan": "boxes from crops.json",
+    "located": "boxes where the check found the crops",
+    None: "no crop box known",
+}
+
+
+def _fmt(value: float | None, spec: str, unit: str = "") -> str:
+    return "—" if value is None else f"{format(value, spec)}{unit}"
+
+
+def _sample_table(samples: list[SampleSection]) -> str:
+    rows = "".join(
+        f"<tr><td><a href='#sample-{escape(s.split)}-{escape(s.id)}'>{escape(s.id)}</a></td>"
+        f"<td>{escape(s.split)}</td><td class='num'>{s.pairs}</td>"
+        f"<td class='num'>{s.flagged_pairs}</td>"
+        + (
+            f"<td class='num'>{s.grains.grains}</td>"
+            f"<td class='num'>{_fmt(s.grains.mean_intercept_px, '.1f')}</td>"
+            f"<td class='num'>{s.grains.open_ends}</td>"
+            f"<td class='num'>{_fmt(s.grains.boundary_fraction, '.1%')}</td>"
+            if s.grains
+            else "<td colspan='4' class='muted'>no tracing measured</td>"
+        )
+        + "</tr>"
+        for s in samples
+    )
+    return (
+        "<table><tr><th>sample</th><th>split</th><th>pairs</th><th>flagged</th>"
+        "<th>complete grains</th><th>mean intercept, px</th><th>open ends</th>"
+        f"<th>boundary fraction</th></tr>{rows}</table>"
+    )
+
+
+def _sample_card(
+    section: SampleSection, thumbnails: list[Figure], severity: dict[str, Severity]
+) -> str:
+    flagged = bool(section.codes)
+    badges = "".join(
+        f"<span class='badge {escape(severity[c].value if c in severity else '')}'>"
+        f"{escape(c)}</span>"
+        for c in section.codes
+    ) or ("<span class='badge'>clean</span>")
+    g = section.grains
+    facts = (
+        f"{g.grains} complete grains · mean intercept {_fmt(g.mean_intercept_px, '.1f', ' px')}"
+        f" · mean diameter {_fmt(g.mean_diameter_px, '.1f', ' px')} · {g.open_ends} open ends"
+        f" · {g.triple_junctions} triple junctions · boundary fraction "
+        f"{g.boundary_fraction:.1%}"
+        if g
+        else "grains not measured (no readable tracing)"
+    )
+    boxes = sum(len(f.boxes) for f in section.fields)
+    flagged_boxes = sum(b.flagged for f in section.fields for b in f.boxes)
+    where = _BOXES_FROM[section.boxes_from] + (
+        f": {boxes} over {len(section.fields)} field(s) of view" if boxes else ""
+    )
+    if flagged_boxes:
+        where += f", {flagged_boxes} with findings (red)"
+    pictures = "".join(_figure(f) for f in thumbnails) or "<p>No readable micrograph.</p>"
+    notes = "".join(f"<br><span class='sev-warning'>{escape(n)}</span>" for n in section.notes)
+    return (
+        f"<div class='sample{' flagged' if flagged else ''}' "
+        f"id='sample-{escape(section.split)}-{escape(section.id)}'>"
+        f"<h3>{escape(section.id)} <span class='muted'>· {escape(section.split)} · "
+        f"{section.pairs} pairs</span> {badges}</h3>"
+        f"<div class='muted path'>{escape(section.folder)}</div>"
+        f"<div class='grid'>{pictures}</div>"
+        f"<p class='facts'>{escape(facts)}<br>{escape(where)}{notes}</p></div>"
+    )
+
+
+def _samples(report: QualityReport, figures: ReportFigures) -> str:
+    if not report.samples:
+        return (
+            "<h2 id='samples'>Samples</h2><p>A flat set: no originals, so no sample to show "
+            "(the pairs are pictured below).</p>"
+        )
+    key = (
+        "<p class='key'>Each field of view shrunk to at most 256 px:"
+        "<span style='background: rgb(0, 220, 255)'></span>tracing"
+        "<span style='background: rgb(255, 214, 0)'></span>crop box, numbered by crop index"
+        "<span style='background: rgb(255, 48, 48)'></span>crop with findings. "
+        "Grain statistics are of the tracing, scale-bar strip removed.</p>"
+    )
+    severity: dict[str, Severity] = {}
+    for f in report.check.findings:
+        if f.code not in severity or f.severity.rank < severity[f.code].rank:
+            severity[f.code] = f.severity
+    cards = "".join(
+        _sample_card(section, thumbnails, severity)
+        for section, thumbnails in zip(report.samples, figures.samples, strict=True)
+    )
+    return (
+        f"<h2 id='samples'>Samples</h2>{key}{_sample_table(report.samples)}"
+        f"<div class='samples'>{cards}</div>"
     )
 
 
@@ -317,12 +488,15 @@ def render_html(report: QualityReport, figures: ReportFigures) -> str:
         f"<title>{verdict} · datatool report · {escape(check.root)}</title>"
         f"<style>{_CSS}</style></head><body>"
         f"<h1>Dataset quality report</h1><div class='muted path'>{escape(check.root)}</div>"
-        "<nav><a href='#findings'>Findings</a><a href='#composition'>Composition</a>"
+        "<nav><a href='#findings'>Findings</a><a href='#leakage'>Leakage</a>"
+        "<a href='#composition'>Composition</a><a href='#samples'>Samples</a>"
         f"<a href='#pictures'>Pictures</a>{models_link}"
         "<a href='#provenance'>How it was made</a></nav>"
         f"{_verdict(report)}"
-        f"<h2 id='findings'>Findings</h2>{_findings(check.findings)}"
+        f"<h2 id='findings'>Findings</h2>{_findings(check.findings, report.leakage)}"
+        f"{_leakage(report)}"
         f"<h2 id='composition'>Composition</h2>{_composition(report, figures)}"
+        f"{_samples(report, figures)}"
         f"<h2 id='pictures'>Pictures</h2>{_pictures(report, figures)}"
         f"{_models(report, figures)}"
         f"{_provenance(report)}"

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from datatool.findings import Report, Severity
+from datatool.findings import Finding, Report, Severity
 from datatool.metrics.results import SweepResult
 
 #: Key of the pairs whose split, sample or field of view is not known (a flat set).
@@ -119,6 +119,80 @@ class ModelsSection(BaseModel):
     sweep: SweepResult = Field(description="The sweep's scores per checkpoint and image.")
 
 
+class CropBox(BaseModel):
+    """One crop box drawn on a sample's thumbnail."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    crop: int = Field(description="Crop index m (the box's number on the thumbnail).")
+    box: list[int] = Field(
+        description="[left, top, width, height] in the original's px (scale-bar strip included)."
+    )
+    flagged: bool = Field(description="True when the check has errors or warnings on this crop.")
+
+
+class FieldOfViewEntry(BaseModel):
+    """One field of view of a sample, as its thumbnail shows it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fov: int = Field(description="Field of view n.")
+    original: str = Field(description="The micrograph, relative to the root.")
+    width: int | None = Field(description="Its width, px (null: unreadable).")
+    height: int | None = Field(description="Its height, px (null: unreadable).")
+    boxes: list[CropBox] = Field(description="Crop boxes drawn on it.")
+    tracing_drawn: bool = Field(description="False when the tracing could not be laid over it.")
+
+
+class SampleGrains(BaseModel):
+    """Grain statistics of a sample's tracing (:func:`datatool.grains.grain_stats`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grains: int = Field(description="Complete grains (touching no edge, at least 10 px).")
+    mean_intercept_px: float | None = Field(description="Mean lineal intercept, px.")
+    mean_diameter_px: float | None = Field(description="Mean equivalent diameter, px.")
+    open_ends: int = Field(description="Skeleton line ends away from the edge.")
+    triple_junctions: int = Field(description="Points where three or more boundaries meet.")
+    boundary_fraction: float = Field(description="Boundary pixels / all pixels of the tracing.")
+
+
+class SampleSection(BaseModel):
+    """One sample of a tree: its fields of view, crop boxes and grains."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Sample id.")
+    split: str = Field(description="Split the sample lives in.")
+    folder: str = Field(description="Its aligned/ folder, relative to the root.")
+    tracing: str | None = Field(description="Its tracing, relative to the root, if present.")
+    pairs: int = Field(description="Crop pairs of the sample.")
+    flagged_pairs: int = Field(description="Pairs with errors or warnings.")
+    codes: list[str] = Field(description="Codes of the findings on its files, worst first.")
+    boxes_from: Literal["manifest", "plan", "located"] | None = Field(
+        description="Where the boxes come from: the build manifest, crops.json, or the "
+        "alignment check's located crops (null: no box known)."
+    )
+    fields: list[FieldOfViewEntry] = Field(description="Fields of view, by n.")
+    grains: SampleGrains | None = Field(
+        description="Grain statistics of the tracing (scale-bar strip removed); null without one."
+    )
+    notes: list[str] = Field(default_factory=list, description="What could not be shown, and why.")
+
+
+class LeakageSection(BaseModel):
+    """The leakage check's findings, split by what they mean."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    across_splits: list[Finding] = Field(
+        description="Content in two splits (code split-leakage, or files related across splits)."
+    )
+    within_split: list[Finding] = Field(
+        description="Near-identical copies inside one split (code duplicate)."
+    )
+
+
 class ReportParameters(BaseModel):
     """How the report was produced."""
 
@@ -149,6 +223,12 @@ class QualityReport(BaseModel):
     pictures: list[PictureEntry] = Field(description="Pairs pictured, in page order.")
     flagged_not_pictured: int = Field(
         default=0, description="Flagged pairs left out of the pictures (over max_flagged)."
+    )
+    samples: list[SampleSection] = Field(
+        default_factory=list, description="A section per sample of a tree, in layout order."
+    )
+    leakage: LeakageSection | None = Field(
+        default=None, description="Leakage across splits and duplicates inside one split."
     )
     lineage: LineageSummary | None = Field(
         default=None, description="The merge manifest's lineage, when the root has one."

@@ -4,8 +4,10 @@
   colour, so a misaligned label is visible at a glance;
 * :func:`shift_mask` - a label moved by whole pixels (to draw it where the
   alignment check says it belongs);
+* :func:`sample_thumbnail` - a field of view, at most 256 px, with its tracing
+  in colour and the crop boxes numbered;
 * :func:`bar_chart`, :func:`histogram_chart` - the composition plots
-  (matplotlib, Agg backend).
+  (matplotlib, Agg backend), drawn only when :func:`worth_a_chart`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from datatool import io
 LABEL_COLOUR = (255, 40, 40)
 SHIFTED_COLOUR = (40, 230, 80)
 LABEL_OPACITY = 0.75
+#: Colours of a sample thumbnail: the tracing (as in the plan preview), crop boxes, and
+#: the boxes of crops the check has findings about.
+TRACING_COLOUR = (0, 220, 255)
+BOX_COLOUR = (255, 214, 0)
+FLAGGED_BOX_COLOUR = (255, 48, 48)
+#: Longer side of a sample thumbnail, px.
+THUMBNAIL_SIDE = 256
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
@@ -189,3 +198,92 @@ def histogram_chart(
     _finish(ax, title, xlabel, integer_x)
     fig.tight_layout()
     return figure_png(fig)
+
+
+def worth_a_chart(counts: Sequence[int]) -> bool:
+    """True when counts have at least two non-zero bars: one bar compares nothing.
+
+    >>> worth_a_chart([0, 12, 0]), worth_a_chart([3, 4])
+    (False, True)
+    """
+    return sum(1 for c in counts if c) >= 2
+
+
+def thumbnail_shape(shape: tuple[int, int], max_side: int = THUMBNAIL_SIDE) -> tuple[int, int]:
+    """``(height, width)`` of a picture of ``shape`` shrunk to ``max_side`` (never enlarged).
+
+    >>> thumbnail_shape((768, 1024)), thumbnail_shape((100, 50))
+    ((192, 256), (100, 50))
+    """
+    h, w = int(shape[0]), int(shape[1])
+    if h < 1 or w < 1 or max_side < 1:
+        raise ValueError(f"shape {shape} and max_side {max_side} must be positive")
+    factor = min(1.0, max_side / max(h, w))
+    return max(1, round(h * factor)), max(1, round(w * factor))
+
+
+def sample_thumbnail(
+    micrograph: np.ndarray,
+    lines: np.ndarray | None,
+    boxes: Sequence[tuple[int, tuple[int, int, int, int], bool]] = (),
+    max_side: int = THUMBNAIL_SIDE,
+) -> np.ndarray:
+    """A field of view shrunk to ``max_side``, its tracing in colour, its crop boxes outlined.
+
+    Parameters
+    ----------
+    micrograph : (H, W) uint8 or uint16
+        The original, as stored (scale-bar strip included).
+    lines : (H, W) bool or None
+        The tracing's lines in the micrograph's coordinates; area-averaged when
+        shrunk, so a thin line stays visible in proportion to its width.
+    boxes : sequence of (number, (left, top, width, height), flagged)
+        Boxes in the micrograph's px, outlined in :data:`BOX_COLOUR` (flagged:
+        :data:`FLAGGED_BOX_COLOUR`) and numbered.
+    max_side : int
+        Longer side of the result, px.
+
+    Returns
+    -------
+    (h, w, 3) uint8
+        ``max(h, w) <= max_side``, same aspect ratio as the micrograph.
+
+    >>> sample_thumbnail(np.zeros((600, 800), np.uint8), None, [(1, (0, 0, 400, 300), False)]).shape
+    (192, 256, 3)
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    from datatool.crop import resize_image
+
+    if micrograph.ndim != 2:
+        raise ValueError(f"micrograph must be (H, W), got shape {micrograph.shape}")
+    if lines is not None and lines.shape != micrograph.shape:
+        raise ValueError(f"lines {lines.shape} and micrograph {micrograph.shape} shapes differ")
+    th, tw = thumbnail_shape(micrograph.shape, max_side)
+    grey = resize_image(to_uint8(micrograph), (th, tw))
+    rgb = np.repeat(grey[..., None].astype(np.float64), 3, axis=2)
+    if lines is not None:
+        cover = resize_image(lines.astype(np.float32), (th, tw))
+        # A line covering a third of a thumbnail pixel is drawn at full strength.
+        alpha = (np.clip(cover * 3.0, 0.0, 1.0) * 0.8)[..., None]
+        rgb = rgb * (1 - alpha) + np.asarray(TRACING_COLOUR, np.float64) * alpha
+    picture = Image.fromarray(np.rint(rgb).astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default(size=10)
+    sx, sy = tw / micrograph.shape[1], th / micrograph.shape[0]
+    # Flagged boxes last, so they are drawn over their clean neighbours.
+    for number, (left, top, width, height), flagged in sorted(boxes, key=lambda b: b[2]):
+        colour = FLAGGED_BOX_COLOUR if flagged else BOX_COLOUR
+        x0, y0 = round(left * sx), round(top * sy)
+        x1 = max(x0 + 1, round((left + width) * sx) - 1)
+        y1 = max(y0 + 1, round((top + height) * sy) - 1)
+        draw.rectangle([x0, y0, x1, y1], outline=colour, width=2 if flagged else 1)
+        tx0, ty0, tx1, ty1 = draw.textbbox((x0 + 2, y0 + 1), str(number), font=font)
+        draw.rectangle([tx0 - 1, ty0 - 1, tx1 + 1, ty1], fill=(0, 0, 0))
+        draw.text((x0 + 2, y0 + 1), str(number), fill=colour, font=font)
+    return np.asarray(picture, dtype=np.uint8)
+
+
+def encode_thumbnail(rgb: np.ndarray) -> bytes:
+    """A thumbnail as JPEG bytes (through ``io.encode_jpeg``): about 15 kB at 256 px."""
+    return io.encode_jpeg(rgb, quality=75)

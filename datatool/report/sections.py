@@ -40,11 +40,16 @@ MISALIGNED_CODE = "misaligned"
 
 @dataclass(frozen=True)
 class Figure:
-    """One embedded picture: PNG bytes, a title and a caption."""
+    """One embedded picture: PNG (or, for thumbnails, JPEG) bytes, a title and a caption."""
 
     title: str
     png: bytes
     caption: str = ""
+
+    @property
+    def mime(self) -> str:
+        """``image/png`` or ``image/jpeg``, from the bytes' signature."""
+        return "image/jpeg" if self.png[:2] == b"\xff\xd8" else "image/png"
 
 
 @dataclass
@@ -54,6 +59,8 @@ class ReportFigures:
     composition: list[Figure] = field(default_factory=list)
     pairs: list[list[Figure]] = field(default_factory=list)
     """Figures of each pictured pair, in the order of ``QualityReport.pictures``."""
+    samples: list[list[Figure]] = field(default_factory=list)
+    """A thumbnail per field of view of each sample, in the order of ``QualityReport.samples``."""
     loss_vs_epoch: Figure | None = None
     model_overlays: dict[str, dict[int, list[Figure]]] = field(default_factory=dict)
     """Per image shown, per epoch (first and last): the sweep's overlay pictures."""
@@ -61,6 +68,8 @@ class ReportFigures:
     def all(self) -> list[Figure]:
         """Every figure, in page order."""
         out = list(self.composition)
+        for figures in self.samples:
+            out.extend(figures)
         for figures in self.pairs:
             out.extend(figures)
         if self.loss_vs_epoch is not None:
@@ -153,77 +162,78 @@ def compose(
 
 
 def composition_figures(composition: Composition, options: CheckOptions) -> list[Figure]:
-    """The composition plots: counts per split/sample/fov/source/size and three histograms."""
+    """The composition plots: counts per split/sample/fov/source/size and three histograms.
+
+    Only charts that compare something: a count or histogram with a single bar
+    is left out (the page states it in a sentence, see :func:`single_valued`).
+    """
     figures = [
-        Figure(
-            "Pairs per split", plots.bar_chart(composition.per_split, "Pairs per split", "split")
-        ),
-        Figure(
-            "Pairs per sample",
-            plots.bar_chart(composition.per_sample, "Pairs per sample", "sample id"),
-        ),
-        Figure(
-            "Pairs per field of view",
-            plots.bar_chart(composition.per_fov, "Pairs per field of view", "field of view n"),
-        ),
+        Figure(title, plots.bar_chart(counts, title, xlabel))
+        for title, counts, xlabel in (
+            ("Pairs per split", composition.per_split, "split"),
+            ("Pairs per sample", composition.per_sample, "sample id"),
+            ("Pairs per field of view", composition.per_fov, "field of view n"),
+            ("Pairs per source", composition.per_source, "merge source"),
+            ("Image crop sizes", composition.image_sizes, "width x height, px"),
+        )
+        if plots.worth_a_chart(list(counts.values()))
     ]
-    if composition.per_source:
-        figures.append(
-            Figure(
-                "Pairs per source",
-                plots.bar_chart(composition.per_source, "Pairs per source", "merge source"),
-            )
-        )
-    figures.append(
-        Figure(
-            "Image sizes",
-            plots.bar_chart(composition.image_sizes, "Image crop sizes", "width x height, px"),
-        )
+    width, grains, untraced = (
+        composition.line_width,
+        composition.grains,
+        composition.untraced_fraction,
     )
-    width = composition.line_width
-    figures.append(
-        Figure(
-            "Label line width",
-            plots.histogram_chart(
-                width.bin_edges,
-                width.counts,
-                "Label line width",
-                "estimated width, px",
-                [(composition.expected_line_width, f"expected {options.line_width} px")],
-            ),
+    histograms = [
+        (
+            "Label line width", width, "estimated width, px",
+            [(composition.expected_line_width, f"expected {options.line_width} px")], False,
             f"{width.measured} labels measured"
             + (f", {width.missing} not (no label, empty or unreadable)" if width.missing else ""),
-        )
-    )
-    grains = composition.grains
-    figures.append(
-        Figure(
-            "Complete grains per crop",
-            plots.histogram_chart(
-                grains.bin_edges,
-                grains.counts,
-                "Complete grains per crop",
-                "complete grains",
-                [(composition.grain_guideline - 0.5, f"guideline: {options.min_grains} grains")],
-                integer_x=True,
-            ),
+        ),
+        (
+            "Complete grains per crop", grains, "complete grains",
+            [(composition.grain_guideline - 0.5, f"guideline: {options.min_grains} grains")], True,
             f"{composition.below_guideline} crop(s) below the {options.min_grains}-grain guideline",
-        )
-    )
-    untraced = composition.untraced_fraction
-    figures.append(
-        Figure(
-            "Untraced area",
-            plots.histogram_chart(
-                untraced.bin_edges,
-                untraced.counts,
-                "Untraced area per crop",
-                "share of the crop with no boundary",
-            ),
+        ),
+        (
+            "Untraced area per crop", untraced, "share of the crop with no boundary", [], False,
             "large regions without any line: parts of the image nobody traced",
-        )
-    )
+        ),
+    ]  # fmt: skip
+    for title, dist, xlabel, marks, integer_x, caption in histograms:
+        if plots.worth_a_chart(dist.counts):
+            chart = plots.histogram_chart(
+                dist.bin_edges, dist.counts, title, xlabel, marks, integer_x=integer_x
+            )
+            figures.append(Figure(title, chart, caption))
     return figures
+
+
+def single_valued(composition: Composition) -> list[str]:
+    """Sentences for the charts :func:`composition_figures` leaves out: one value for all."""
+    c = composition
+    out = []
+    for what, counts in (
+        ("split", c.per_split),
+        ("sample", c.per_sample),
+        ("field of view", c.per_fov),
+        ("merge source", c.per_source),
+        ("image crop size", c.image_sizes),
+    ):
+        if counts and not plots.worth_a_chart(list(counts.values())):
+            key, n = next((k, v) for k, v in counts.items() if v)
+            shown = f"{key} px" if what == "image crop size" else key
+            known = key != NONE_KEY
+            out.append(f"{what} {shown} for all {n} pairs" if known else f"no {what} known")
+    for what, unit, dist in (
+        ("label line width", " px", c.line_width),
+        ("complete grains per crop", "", c.grains),
+        ("untraced share of the crop", "", c.untraced_fraction),
+    ):
+        if dist.measured and not plots.worth_a_chart(dist.counts):
+            value = f"{dist.min:g}" if dist.min == dist.max else f"{dist.min:.3g} to {dist.max:.3g}"
+            out.append(f"{what} {value}{unit} for all {dist.measured} measured")
+    return out
 
 
 # --------------------------------------------------------------------------- lineage
@@ -434,9 +444,13 @@ def build_report(
     lineage, source_by_image = read_lineage(layout)
     composition = compose(check.pairs, options, source_by_image)
     pictures, left_out = choose_pictures(check, samples, seed, max_flagged)
+    from datatool.report.samples import leakage_section, sample_sections
+
+    sections, thumbnails = sample_sections(layout, check)
     figures = ReportFigures(
         composition=composition_figures(composition, options),
         pairs=[pair_figures(root_path, entry) for entry in pictures],
+        samples=[[Figure(*picture) for picture in pictures] for pictures in thumbnails],
     )
     section = None
     if models is not None:
@@ -459,6 +473,8 @@ def build_report(
         composition=composition,
         pictures=pictures,
         flagged_not_pictured=left_out,
+        samples=sections,
+        leakage=leakage_section(check, layout),
         lineage=lineage,
         models=section,
     )

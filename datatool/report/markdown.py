@@ -36,6 +36,16 @@ def render_markdown(report: QualityReport, max_findings: int = 20) -> str:
         if len(check.findings) > max_findings:
             lines.append(f"\n... and {len(check.findings) - max_findings} more (see the HTML).")
         lines.append("")
+    if report.leakage is not None:
+        leak = report.leakage
+        lines += [
+            "### Leakage",
+            "",
+            f"- across splits (the same content in two splits): {len(leak.across_splits)} "
+            "finding(s)",
+            f"- duplicates inside one split (not leakage): {len(leak.within_split)} cluster(s)",
+            "",
+        ]
     splits = ", ".join(f"{k}: {v}" for k, v in c.per_split.items())
     lines += [
         "### Composition",
@@ -55,6 +65,28 @@ def render_markdown(report: QualityReport, max_findings: int = 20) -> str:
         lines.append(
             f"- merged dataset {report.lineage.name} from {', '.join(report.lineage.sources)}"
         )
+    if report.samples:
+        lines += [
+            "",
+            "### Samples",
+            "",
+            "| sample | split | pairs | flagged | complete grains | mean intercept, px | "
+            "open ends | boundary fraction |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for sample in report.samples:
+            g = sample.grains
+            measured = (
+                f"{g.grains} | "
+                + ("-" if g.mean_intercept_px is None else f"{g.mean_intercept_px:.1f}")
+                + f" | {g.open_ends} | {g.boundary_fraction:.1%}"
+                if g
+                else "- | - | - | -"
+            )
+            lines.append(
+                f"| {_cell(sample.id)} | {_cell(sample.split)} | {sample.pairs} | "
+                f"{sample.flagged_pairs} | {measured} |"
+            )
     if report.models is not None:
         sweep = report.models.sweep
         lines += [

@@ -130,7 +130,7 @@ def test_label_of_another_size_is_an_error(tmp_path):
 def test_dataset_without_pairs_is_an_error(tmp_path):
     (tmp_path / "image").mkdir()
     (tmp_path / "label").mkdir()
-    with pytest.raises(DatatoolError, match="no image with a matching label"):
+    with pytest.raises(DatatoolError, match="no image/label pairs.*image/ holds no image file"):
         sweep.pairs_from_dataset(tmp_path)
 
 

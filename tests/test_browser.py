@@ -112,7 +112,7 @@ def test_report_renders_in_chromium(browser, report_page: Path) -> None:
         "return Array.from(document.images).map(i => [i.naturalWidth, i.naturalHeight])"
     )
     html = report_page.read_text(encoding="utf-8")
-    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    embedded = re.findall(r'src="data:image/(?:png|jpeg);base64,([^"]+)"', html)
     assert len(sizes) == len(embedded) > 0
     assert all(w > 0 and h > 0 for w, h in sizes), sizes
     for data in embedded:
@@ -131,6 +131,23 @@ def test_report_renders_in_chromium(browser, report_page: Path) -> None:
     assert "offset (dx, dy) = (+4, +3) px" in first_pair.text
     assert len(first_pair.find_elements(By.TAG_NAME, "img")) == 2
     assert browser.find_element(By.ID, "models").is_displayed()
+    # A section per sample, each field of view pictured (decoded, at most 256 px).
+    cards = browser.find_elements(By.CSS_SELECTOR, ".sample")
+    assert [c.get_attribute("id") for c in cards] == [
+        "sample-training-0101",
+        "sample-training-0102",
+        "sample-validation-0201",
+    ]
+    first_sample = cards[0]
+    assert first_sample.is_displayed() and "complete grains" in first_sample.text
+    assert "misaligned" in first_sample.text and "boxes from crops.json" in first_sample.text
+    thumbnails = browser.execute_script(
+        "return Array.from(arguments[0].querySelectorAll('img'))"
+        ".map(i => [i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width])",
+        first_sample,
+    )
+    assert len(thumbnails) == 2, thumbnails
+    assert all(0 < max(w, h) <= 256 and shown > 0 for w, h, shown in thumbnails), thumbnails
     # The whole page as a person would scroll through it, kept as a test artifact.
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1280, min(int(height) + 100, 16000))

@@ -77,33 +77,36 @@ def merge_command(
 
 def render_merge(result, console) -> None:  # noqa: ANN001 - MergeResult, rich Console
     """Counts per source, then the duplicates and problems of this run."""
-    from rich.table import Table
+    from datatool.cli._render import Column, render_table, say
 
-    table = Table(title=f"merged into {result.dest} ({result.manifest.name})")
-    for column in ("source", "input", "taken", "renamed", "de-duplicated", "refused"):
-        table.add_column(column, justify="left" if column == "source" else "right")
-    for tag, c in result.run_counts.items():
-        table.add_row(
-            tag, *(str(v) for v in (c.input, c.taken, c.renamed, c.deduplicated, c.refused))
-        )
-    console.print(table)
+    counted = ("input", "taken", "renamed", "de-duplicated", "refused")
+    columns = [Column("source", key=True)] + [Column(name, right=True) for name in counted]
+    rows = [
+        [tag, *(str(v) for v in (c.input, c.taken, c.renamed, c.deduplicated, c.refused))]
+        for tag, c in result.run_counts.items()
+    ]
+    title = f"merged into {result.dest} ({result.manifest.name})"
+    render_table(console, columns, rows, title=title)
     for d in result.run_duplicates[:5]:
-        console.print(
+        say(
+            console,
             f"duplicate: {d.dropped.source_tag}:{d.dropped.image} = {d.kept_source_tag} "
-            f"pair {d.kept_name} (stored once)"
+            f"pair {d.kept_name} (stored once)",
+            indent="  ",
         )
     if len(result.run_duplicates) > 5:
-        console.print(f"... and {len(result.run_duplicates) - 5} more duplicates (manifest.json)")
+        say(console, f"... and {len(result.run_duplicates) - 5} more duplicates (manifest.json)")
     for r in result.run_refused:
-        console.print(f"[red]refused[/red]: {r.source_tag}:{r.name}: {r.reason}")
+        say(console, f"refused: {r.source_tag}:{r.name}: {r.reason}", style="red", indent="  ")
     for share in result.split_shares:
         shown = f"{share.pairs} pairs, {share.share:.0%} (asked {share.asked:.0%})"
-        console.print(f"split {share.split}: {shown}")
+        say(console, f"split {share.split}: {shown}")
     for warning in result.warnings:
-        console.print(f"[yellow]warning[/yellow]: {warning}")
-    console.print(
+        say(console, f"warning: {warning}", style="yellow", indent="  ")
+    say(
+        console,
         f"{len(result.manifest.pairs)} pairs in {result.dest}; every input pair accounted for "
-        "and every file's sha256 verified against manifest.json"
+        "and every file's sha256 verified against manifest.json",
     )
 
 

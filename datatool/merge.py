@@ -409,7 +409,7 @@ class _ReadSource:
     warnings: list[str] = field(default_factory=list)
 
 
-def _load_manifest(root: Path, layout: DatasetLayout) -> MergeManifest | None:
+def load_manifest(root: Path, layout: DatasetLayout) -> MergeManifest | None:
     """The source's merge manifest, or None when it has none (or a build manifest)."""
     if layout.manifest is None:
         return None
@@ -438,7 +438,7 @@ def _read_source(source: Source, options: MergeOptions) -> _ReadSource:
         layout=layout,
     )
     errors = [f"{f.path}: {f.message}" for f in report.errors()]
-    manifest = _load_manifest(root, layout)
+    manifest = load_manifest(root, layout)
     known = {p.image: p for p in manifest.pairs} if manifest else {}
     info = SourceInfo(
         tag=source.tag,
@@ -901,7 +901,7 @@ def _read_existing(dest: Path, options: MergeOptions) -> MergeManifest | None:
         raise DatatoolError(
             f"{dest}: --update needs an earlier merge (no manifest.json); merge it as a source"
         )
-    manifest = _load_manifest(dest, scan(dest))
+    manifest = load_manifest(dest, scan(dest))
     if manifest is None:
         raise DatatoolError(f"{dest / layout_mod.MANIFEST_FILE}: not a merge manifest")
     try:
@@ -1345,107 +1345,3 @@ def _copy_sample_files(
 
 
 # --------------------------------------------------------------------------- info
-
-
-class DatasetInfo(BaseModel):
-    """What ``datatool info`` reports about a dataset."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    root: str = Field(description="Absolute path of the dataset.")
-    kind: Literal["tree", "flat"] = Field(description="Layout of the dataset.")
-    name: str | None = Field(default=None, description="Merge name, when it is a merged set.")
-    pairs: int = Field(description="Image/label pairs (by name).")
-    per_split: dict[str, int] = Field(description="Pairs per split ('-' for no split).")
-    per_source: dict[str, int] = Field(
-        default_factory=dict, description="Pairs per source tag (merged sets)."
-    )
-    per_lineage: dict[str, int] = Field(
-        default_factory=dict, description="Pairs per lineage, e.g. 'OG > Gong_sum > GG_sum'."
-    )
-    measured: int = Field(description="Pairs decoded for sizes and line widths.")
-    sizes: dict[str, int] = Field(description="Image crops per size 'WxH'.")
-    line_width: dict[str, float] = Field(
-        description="Label line width over the measured pairs: min, median, max (px)."
-    )
-    duplicates: int = Field(default=0, description="Input pairs stored once (merged sets).")
-    refused: int = Field(default=0, description="Input pairs not merged (merged sets).")
-    manifest_matches: bool | None = Field(
-        default=None, description="True when every file matches the manifest; null without one."
-    )
-
-
-def describe(
-    root: str | os.PathLike[str],
-    *,
-    max_measured: int = 500,
-    max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
-) -> DatasetInfo:
-    """Summarise a dataset: pairs per split and source, sizes, line widths, lineage.
-
-    Parameters
-    ----------
-    root : path
-        A tree or flat set; a merged set's manifest adds sources and lineage.
-    max_measured : int
-        Decode at most this many pairs (evenly spread) for sizes and line widths.
-    max_pixels : int or None
-        Pixel budget per image; larger files are not decoded (not measured).
-
-    Raises
-    ------
-    DatatoolError
-        The folder holds no complete image/label pair (the message says what was
-        looked for and what was found).
-    """
-    from datatool import labels
-
-    layout = scan(root)
-    pairs = [p for p in layout.pairs if p.image and p.label]
-    if not pairs:
-        raise DatatoolError(layout_mod.diagnose_empty(root))
-    step = max(1, int(np.ceil(len(pairs) / max(1, max_measured))))
-    sizes: Counter[str] = Counter()
-    widths = []
-    measured = pairs[::step]
-    for entry in measured:
-        try:
-            image = io.read_image(layout.path(entry.image), max_pixels=max_pixels)
-            truth = io.read_truth(layout.path(entry.label), max_pixels=max_pixels)
-            width = labels.estimate_line_width(truth)
-        except ImageReadError:
-            continue
-        h, w = image.pixels.shape
-        sizes[f"{w}x{h}"] += 1
-        if width is not None:
-            widths.append(width)
-    info = DatasetInfo(
-        root=layout.root,
-        kind=layout.kind,
-        pairs=len(layout.pairs),
-        per_split=dict(Counter(p.split or "-" for p in layout.pairs)),
-        measured=len(measured),
-        sizes=dict(sizes.most_common()),
-        line_width=(
-            {
-                "min": round(float(np.min(widths)), 2),
-                "median": round(float(np.median(widths)), 2),
-                "max": round(float(np.max(widths)), 2),
-            }
-            if widths
-            else {}
-        ),
-    )
-    manifest = _load_manifest(Path(layout.root), layout)
-    if manifest is not None:
-        info.name = manifest.name
-        info.per_source = dict(Counter(p.source_tag for p in manifest.pairs))
-        info.per_lineage = dict(Counter(" > ".join(p.lineage) for p in manifest.pairs))
-        info.duplicates = len(manifest.duplicates)
-        info.refused = len(manifest.refused)
-        try:
-            verify(Path(layout.root))
-            info.manifest_matches = True
-        except DatatoolError:
-            info.manifest_matches = False
-    return info

@@ -12,12 +12,12 @@ from PIL import Image
 from datatool import io, synth
 from datatool import merge as merge_mod
 from datatool.errors import DatatoolError, UsageError
+from datatool.info import describe
 from datatool.layout import scan
 from datatool.merge import (
     MergeManifest,
     MergeOptions,
     Source,
-    describe,
     group_split,
     merge,
     parse_split,

@@ -123,7 +123,7 @@ def info_command(
 ) -> None:
     """Show what a dataset is made of: pairs per source and split, sizes, widths, lineage."""
     from datatool.cli._render import make_console, render_pairs
-    from datatool.merge import describe
+    from datatool.info import describe
 
     info = describe(root, max_measured=max_measured, max_pixels=max_pixels)
     if json_out:
@@ -148,8 +148,47 @@ def info_command(
         ),
     ]
     kind = f"{info.kind}{', merge ' + info.name if info.name else ''}"
-    render_pairs(make_console(), items, title=f"{root} ({kind})")
+    console = make_console()
+    render_pairs(console, items, title=f"{root} ({kind})")
+    _render_grains(console, "split", info.grains_per_split)
+    if len(info.grains_per_sample) > 1:
+        _render_grains(console, "sample", info.grains_per_sample)
     raise typer.Exit(0 if info.manifest_matches is not False else 1)
+
+
+def _render_grains(console, group: str, summaries: dict) -> None:  # noqa: ANN001 - rich Console
+    """One row of grain statistics per split or sample (see datatool.grains)."""
+    from datatool.cli._render import Column, render_table
+
+    def number(value: float | None, digits: int = 1) -> str:
+        return "—" if value is None else f"{value:.{digits}f}"
+
+    columns = [
+        Column(group, key=True),
+        Column("crops", right=True),
+        Column("grains/crop", right=True),
+        Column("fewest", right=True, drop=1),
+        Column("area px", right=True, drop=3),
+        Column("intercept", right=True, drop=2),
+        Column("open ends", right=True, drop=4),
+        Column("lines %", right=True, drop=5),
+    ]
+    rows = [
+        [
+            key,
+            str(s.crops),
+            number(s.grains_per_crop),
+            str(s.fewest_grains),
+            number(s.median_area_px, 0),
+            number(s.mean_intercept_px),
+            number(s.open_ends_per_crop),
+            f"{100 * s.boundary_fraction:.1f}",
+        ]
+        for key, s in summaries.items()
+    ]
+    render_table(
+        console, columns, rows, title=f"grains per {group} (complete grains of label crops)"
+    )
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -131,17 +131,105 @@ def demo(
     ] = 0,
 ) -> None:
     """Sample data -> tiny U-Net training -> loss-versus-epoch plot, on the CPU."""
-    from datatool.evaluate.sweep import run_demo
+    from datatool.cli._render import make_console, say
+    from datatool.evaluate.sweep import DEMO_CROP, DEMO_TRAIN_RESOLUTION, run_demo
     from datatool.torch.train import TrainConfig
 
     _writable(out)
-    config = TrainConfig(epochs=epochs, seed=seed, save_every=max(1, epochs // 8))
-    typer.echo(f"training a width-{config.base_width} U-Net for {epochs} epochs on the CPU ...")
-    with _Progress("evaluating") as progress:
-        result, paths = run_demo(out, config, on_start=progress.start, on_progress=progress.advance)
+    config = TrainConfig(
+        epochs=epochs, seed=seed, save_every=max(1, epochs // 8), resolution=DEMO_TRAIN_RESOLUTION
+    )
+    console = make_console()
+    say(
+        console,
+        f"training a width-{config.base_width} U-Net for {epochs} epochs on the CPU "
+        f"({config.resolution}-px windows of {DEMO_CROP}-px crops), then scoring every "
+        "checkpoint on the validation split",
+    )
+    with _DemoProgress() as progress:
+        result, paths = run_demo(
+            out, config, on_stage=progress.stage, on_epoch=progress.epoch,
+            on_start=progress.evaluating, on_progress=progress.advance,
+        )  # fmt: skip
     _render(result, paths)
-    typer.echo(f"checkpoints in {out / 'checkpoints'}, overlays in {out / 'overlays'}")
+    say(console, f"checkpoints in {out / 'checkpoints'}, overlays in {out / 'overlays'}")
     raise typer.Exit(0)
+
+
+class _DemoProgress:
+    """One rich bar per stage of the demo (data, training per epoch, evaluation), with ETA.
+
+    Shown on a terminal only (stderr); elsewhere every method does nothing.
+    """
+
+    _NAMES = {"data": "sample data", "training": "training", "evaluating": "evaluating"}
+
+    def __init__(self, console=None) -> None:  # noqa: ANN001 - rich Console, for tests
+        self._console = console
+        self._bar = None
+        self._task = None
+
+    def __enter__(self) -> _DemoProgress:
+        import sys
+
+        if self._console is None and sys.stderr.isatty():
+            from rich.console import Console
+
+            self._console = Console(stderr=True)
+        if self._console is not None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description:<11}"),
+                BarColumn(bar_width=None),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[note]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self._console,
+                expand=True,
+            )
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._finish()
+            self._bar.__exit__(*exc)
+
+    def _finish(self) -> None:
+        if self._task is not None:
+            task = self._bar.tasks[self._task]
+            self._bar.update(self._task, completed=task.total or 1, total=task.total or 1)
+
+    def stage(self, name: str, steps: int | None) -> None:
+        """A stage begins: the previous one is complete; ``steps`` None: one step."""
+        if self._bar is None:
+            return
+        self._finish()
+        self._task = self._bar.add_task(self._NAMES.get(name, name), total=steps or 1, note="")
+
+    def epoch(self, epoch: int, loss: float) -> None:
+        """An epoch is done: advance the training bar, show its loss."""
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, note=f"loss {loss:.3f}")
+
+    def evaluating(self, total: int) -> None:
+        """The sweep begins with ``total`` checkpoint x image steps."""
+        self.stage("evaluating", total)
+
+    def advance(self, step: int) -> None:
+        """``step`` sweep steps are done."""
+        if self._bar is not None:
+            self._bar.update(self._task, advance=step)
 
 
 def _options(sweep, **values):

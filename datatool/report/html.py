@@ -198,7 +198,7 @@ def _composition(report: QualityReport, figures: ReportFigures) -> str:
     plots = "".join(_figure(f, title=False) for f in figures.composition)
     same = single_valued(c)
     facts = (
-        "<p>Not charted (one value for all): " + "; ".join(escape(t) for t in same) + ".</p>"
+        "<p>Not charted (nothing to compare): " + "; ".join(escape(t) for t in same) + ".</p>"
         if same
         else ""
     )
@@ -246,9 +246,9 @@ def _leakage(report: QualityReport) -> str:
 
 
 _BOXES_FROM = {
-    "manifest": "boxes as the build cut them (manifest.json)",
-    "plan": "boxes from crops.json",
-    "located": "boxes where the check found the crops",
+    "manifest": "crop boxes as the build cut them (manifest.json)",
+    "plan": "crop boxes from crops.json",
+    "located": "crop boxes where the check found the crops",
     None: "no crop box known",
 }
 
@@ -300,11 +300,10 @@ def _sample_card(
     )
     boxes = sum(len(f.boxes) for f in section.fields)
     flagged_boxes = sum(b.flagged for f in section.fields for b in f.boxes)
-    where = _BOXES_FROM[section.boxes_from] + (
-        f": {boxes} over {len(section.fields)} field(s) of view" if boxes else ""
-    )
-    if flagged_boxes:
-        where += f", {flagged_boxes} with findings (red)"
+    where = _BOXES_FROM[section.boxes_from]
+    if boxes:
+        red = f", {flagged_boxes} with findings in red" if flagged_boxes else ""
+        where += f" ({boxes} over {len(section.fields)} field(s) of view{red})"
     pictures = "".join(_figure(f) for f in thumbnails) or "<p>No readable micrograph.</p>"
     notes = "".join(f"<br><span class='sev-warning'>{escape(n)}</span>" for n in section.notes)
     return (

@@ -176,7 +176,7 @@ def composition_figures(composition: Composition, options: CheckOptions) -> list
             ("Pairs per source", composition.per_source, "merge source"),
             ("Image crop sizes", composition.image_sizes, "width x height, px"),
         )
-        if plots.worth_a_chart(list(counts.values()))
+        if _compares(counts)
     ]
     width, grains, untraced = (
         composition.line_width,
@@ -209,8 +209,18 @@ def composition_figures(composition: Composition, options: CheckOptions) -> list
     return figures
 
 
+def _compares(counts: dict[str, int]) -> bool:
+    """A count per key is worth a bar chart: two bars or more, and not all the same height."""
+    values = list(counts.values())
+    return plots.worth_a_chart(values) and len(set(values)) > 1
+
+
 def single_valued(composition: Composition) -> list[str]:
-    """Sentences for the charts :func:`composition_figures` leaves out: one value for all."""
+    """Sentences for the charts :func:`composition_figures` leaves out.
+
+    One value for all (a single bar), or the same count for every key (bars of
+    one height).
+    """
     c = composition
     out = []
     for what, counts in (
@@ -220,7 +230,11 @@ def single_valued(composition: Composition) -> list[str]:
         ("merge source", c.per_source),
         ("image crop size", c.image_sizes),
     ):
-        if counts and not plots.worth_a_chart(list(counts.values())):
+        if len(counts) > 1 and not _compares(counts):
+            n = next(iter(counts.values()))
+            out.append(f"{n} pairs per {what}, for each of the {len(counts)}")
+            continue
+        if counts and not _compares(counts):
             key, n = next((k, v) for k, v in counts.items() if v)
             shown = f"{key} px" if what == "image crop size" else key
             known = key != NONE_KEY

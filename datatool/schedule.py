@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -195,3 +195,26 @@ def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def prefetch(items: Iterable[Any], load: Callable[[Any], Any]) -> Iterator[Any]:
+    """``load(item)`` for each item, in order, the next one loading in a thread meanwhile.
+
+    While the caller works on one result (a forward pass), one worker thread
+    reads and preprocesses the next item, so decoding overlaps the computation
+    (image decoding and torch resizing release the GIL). An error of ``load``
+    is raised when its item's turn comes.
+
+    >>> list(prefetch([1, 2, 3], lambda x: 10 * x))
+    [10, 20, 30]
+    """
+    iterator = iter(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        pending = None
+        for item in iterator:
+            upcoming = pool.submit(load, item)
+            if pending is not None:
+                yield pending.result()
+            pending = upcoming
+        if pending is not None:
+            yield pending.result()

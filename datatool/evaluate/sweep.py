@@ -45,7 +45,7 @@ from datatool.metrics.results import (
     mean_scores,
     score,
 )
-from datatool.schedule import Scheduler, chunks
+from datatool.schedule import Scheduler, chunks, prefetch
 from datatool.torch.checkpoints import Checkpoint, find_checkpoints, load_unet
 from datatool.torch.inference import (
     check_resolution,
@@ -154,8 +154,10 @@ class PredictionCache:
     """Predictions on disk, one ``.npy`` (float16) per checkpoint x image x preprocessing.
 
     The key holds the checkpoint's and the image's sha256, the resolution, the
-    border option and AMP, so a changed file or setting is a miss, never a
-    stale hit. Files are written atomically; a damaged file is recomputed.
+    border option, AMP and the form the network ran in (``options.form``; plain
+    float32 keeps the key it had before forms existed), so a changed file or
+    setting, or another precision, is a miss, never a stale hit. Files are
+    written atomically; a damaged file is recomputed.
     """
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
@@ -165,6 +167,8 @@ class PredictionCache:
     def key(checkpoint_digest: str, image_digest: str, options: SweepOptions) -> str:
         """File stem for one prediction."""
         flags = f"r{options.resolution}-b{int(options.remove_border)}-a{int(options.amp)}"
+        if options.form not in (None, "fp32"):
+            flags += f"-f{options.form}"
         return f"v{CACHE_VERSION}-{checkpoint_digest[:20]}-{image_digest[:20]}-{flags}"
 
     def get(self, key: str) -> np.ndarray | None:
@@ -274,6 +278,7 @@ def run_unit(unit: SweepUnit) -> UnitResult:
             [unit.items[i].pixels for i in todo],
             batch_size=options.batch_size,
             amp=options.amp,
+            form=options.form or "fp32",
         )
         for i, prob in zip(todo, probs, strict=True):
             predictions[i] = quantize(prob)
@@ -312,6 +317,54 @@ def _check_sweep(
         )
 
 
+class _PreparedBatches:
+    """Batches of prepared pairs: read in a prefetch thread on the first pass, kept after.
+
+    Iterating the first time yields each batch as it is ready (the next one is
+    read while the caller runs the network on this one); later passes reuse
+    the batches read.
+    """
+
+    def __init__(self, pairs: Sequence[EvalPair], options: SweepOptions) -> None:
+        def load(batch: Sequence[EvalPair]) -> tuple[_Prepared, ...]:
+            return tuple(prepare_pair(p, options) for p in batch)
+
+        self._stream = prefetch(chunks(list(pairs), options.batch_size), load)
+        self.first: tuple[_Prepared, ...] = next(self._stream)
+        self._read: list[tuple[_Prepared, ...]] = [self.first]
+        self._done = False
+
+    def __iter__(self):
+        if self._done:
+            yield from self._read
+            return
+        yield self.first
+        for batch in self._stream:
+            self._read.append(batch)
+            yield batch
+        self._done = True
+
+
+def _with_form(
+    options: SweepOptions,
+    checkpoint: Checkpoint,
+    probe: np.ndarray,
+    on_precision: Callable[[str], None] | None,
+) -> SweepOptions:
+    """``options`` with the form chosen from ``options.precision`` on ``probe`` ``(S, S)``."""
+    from datatool.torch.inference import choose_precision
+
+    model = None
+    if options.precision != "fp32":  # plain float32 needs no model and no probe
+        stat = checkpoint.path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        model = _cached_model(str(checkpoint.path), stamp, options.device)
+    choice = choose_precision(model, probe[None], options.precision)
+    if on_precision is not None:
+        on_precision(choice.message)
+    return options.model_copy(update={"form": choice.form.name})
+
+
 def run_sweep(
     checkpoints: Sequence[Checkpoint],
     pairs: Sequence[EvalPair],
@@ -322,8 +375,16 @@ def run_sweep(
     overlay_epochs: Sequence[int] = (),
     on_progress: Callable[[int], None] | None = None,
     scheduler: str | Scheduler = "local",
+    on_precision: Callable[[str], None] | None = None,
 ) -> SweepResult:
     """Score every checkpoint on every pair.
+
+    Pairs are read and preprocessed one batch ahead in a thread while the first
+    checkpoint runs (:func:`~datatool.schedule.prefetch`), then reused for the
+    others. The form the network runs in is chosen once, on this machine, from
+    ``options.precision`` (:func:`~datatool.torch.inference.choose_precision`
+    with the last checkpoint on the first image) unless ``options.form`` is
+    set, and recorded in the result's options.
 
     Parameters
     ----------
@@ -344,6 +405,8 @@ def run_sweep(
         ``dask`` or a Dask scheduler address (see :mod:`datatool.schedule`),
         or an open :class:`~datatool.schedule.Scheduler`. Rows come back in
         the plain run's order with the same values.
+    on_precision : callable, optional
+        Receives the precision choice's one-line message.
 
     Returns
     -------
@@ -355,7 +418,9 @@ def run_sweep(
     check_resolution(options.resolution)
     _check_sweep(checkpoints, pairs, overlay_epochs)
     select_device(options.device)  # a bad --device fails here, not in a worker
-    prepared = tuple(prepare_pair(p, options) for p in pairs)
+    batches = _PreparedBatches(pairs, options)
+    if options.form is None:
+        options = _with_form(options, checkpoints[-1], batches.first[0].pixels, on_precision)
     use_cache = cache_dir is not None and options.use_cache
     threads = torch.get_num_threads()
     units = (
@@ -373,7 +438,7 @@ def run_sweep(
             threads=threads,
         )
         for checkpoint in checkpoints
-        for batch in chunks(prepared, options.batch_size)
+        for batch in batches
     )
     context: Any = Scheduler(scheduler) if isinstance(scheduler, str) else nullcontext(scheduler)
     rows: list[MetricRow] = []
@@ -387,8 +452,7 @@ def run_sweep(
                 for _ in result.rows:
                     on_progress(1)
     means = [
-        _mean_row(rows[start : start + len(prepared)])
-        for start in range(0, len(rows), len(prepared))
+        _mean_row(rows[start : start + len(pairs)]) for start in range(0, len(rows), len(pairs))
     ]
     return SweepResult(
         options=options, rows=rows, means=means, cache_hits=hits, cache_misses=misses

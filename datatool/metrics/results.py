@@ -14,6 +14,7 @@ without loading the network code.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -267,7 +268,21 @@ class SweepOptions(_ScoreWindows):
     batch_size: int = Field(
         DEFAULT_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE, description="Images per forward pass."
     )
-    amp: bool = Field(False, description="float16 autocast on CUDA.")
+    amp: bool = Field(
+        False,
+        description="float16 autocast on CUDA (the old --amp, kept for compatibility; "
+        "overrides the precision's form on CUDA).",
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "fp32",
+        description="auto: the fastest form within 1 grey level of float32, measured on a probe; "
+        "fp32: plain float32; bf16: bfloat16 autocast + channels_last if within 1 grey level.",
+    )
+    form: Literal["fp32", "fp32-cl", "bf16-cl"] | None = Field(
+        None,
+        description="The form the network ran in (fp32, fp32-cl: + channels_last, bf16-cl: "
+        "bfloat16 autocast + channels_last), chosen from the precision; null before the run.",
+    )
     use_cache: bool = Field(True, description="Read and write the prediction cache.")
     grains: bool = Field(
         False,

@@ -16,6 +16,7 @@ says what was done); the sweep and training keep the lab's square resize.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,6 +263,243 @@ def load_fitted(
     return fit_to_network(scaled, resolution, border)
 
 
+# --------------------------------------------------------------------------- precision
+
+#: What ``--precision`` accepts: measure and choose, plain float32, or bfloat16 (guarded).
+PRECISIONS = ("auto", "fp32", "bf16")
+#: The most a faster form's probabilities may differ from float32's on the probe: one grey
+#: level of the 8-bit predictions the tool writes.
+GREY_LEVEL = 1.0 / 255.0
+#: Runs of each form on the probe; the fastest counts (the first also builds oneDNN kernels).
+_PROBE_RUNS = 2
+
+
+@dataclass(frozen=True)
+class Form:
+    """How the network runs: float32 or bfloat16 autocast, NCHW or channels_last memory.
+
+    Attributes
+    ----------
+    name : str
+        Short name stored in options and cache keys: ``fp32``, ``fp32-cl``, ``bf16-cl``.
+    bf16 : bool
+        Forward pass under bfloat16 autocast (weights stay float32).
+    channels_last : bool
+        Weights and inputs in ``torch.channels_last`` memory format.
+    """
+
+    name: str
+    bf16: bool
+    channels_last: bool
+
+    def describe(self) -> str:
+        """``fp32``, ``fp32 + channels_last`` or ``bf16 + channels_last``."""
+        kind = "bf16" if self.bf16 else "fp32"
+        return f"{kind} + channels_last" if self.channels_last else kind
+
+
+FP32 = Form("fp32", bf16=False, channels_last=False)
+FP32_CL = Form("fp32-cl", bf16=False, channels_last=True)
+BF16_CL = Form("bf16-cl", bf16=True, channels_last=True)
+#: Every form by name.
+FORMS = {form.name: form for form in (FP32, FP32_CL, BF16_CL)}
+
+
+def form_named(form: Form | str) -> Form:
+    """The :class:`Form` of a name in :data:`FORMS` (a Form is returned as it is)."""
+    if isinstance(form, Form):
+        return form
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
+    return FORMS[form]
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bf16_native(device: torch.device) -> tuple[bool, str]:
+    """Whether ``device`` runs bfloat16 natively, and the reason in a few words.
+
+    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: AMX or AVX512-BF16, read from
+    ``torch.backends.cpu.get_cpu_capability()`` and the CPU flags; elsewhere
+    bfloat16 is emulated and slower than float32.
+    """
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return True, f"bf16 native on {torch.cuda.get_device_name(device)}"
+        return False, "bf16 not native on this GPU"
+    capability = torch.backends.cpu.get_cpu_capability().upper()
+    flags = _cpu_flags()
+    if "AMX" in capability or "amx_bf16" in flags:
+        return True, "AMX bf16 on this CPU"
+    if "BF16" in capability or "avx512_bf16" in flags:
+        return True, "AVX512-BF16 on this CPU"
+    return False, "bf16 not native on this CPU"
+
+
+def set_memory_format(model: torch.nn.Module, form: Form) -> None:
+    """Put ``model``'s weights in ``form``'s memory format (in place; values unchanged)."""
+    model.to(memory_format=torch.channels_last if form.channels_last else torch.contiguous_format)
+
+
+def forward(model: torch.nn.Module, batch: torch.Tensor, form: Form) -> torch.Tensor:
+    """Sigmoid probabilities ``(N, 1, S, S)`` float32 of a ``(N, 1, S, S)`` batch in ``form``.
+
+    The model must already be in ``form``'s memory format (:func:`set_memory_format`).
+    """
+    if form.channels_last:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device_type=batch.device.type, dtype=torch.bfloat16, enabled=form.bf16):
+        logits = model(batch)
+    return torch.sigmoid(logits.float()).contiguous()
+
+
+def _time_form(model: torch.nn.Module, probe: torch.Tensor, form: Form) -> tuple[float, np.ndarray]:
+    """Seconds of the fastest of :data:`_PROBE_RUNS` forward passes, and the probabilities."""
+    set_memory_format(model, form)
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(_PROBE_RUNS):
+            if probe.device.type == "cuda":
+                torch.cuda.synchronize(probe.device)
+            started = time.perf_counter()
+            probs = forward(model, probe, form)
+            if probe.device.type == "cuda":
+                torch.cuda.synchronize(probe.device)
+            best = min(best, time.perf_counter() - started)
+    return best, probs.cpu().numpy()
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The form the network runs in, and why.
+
+    Attributes
+    ----------
+    form : Form
+    message : str
+        One line for the command line, e.g. ``precision: fp32 + channels_last (1.27x
+        faster than fp32; bf16 not native on this CPU)``.
+    seconds : dict of str to float
+        Probe time of each form measured (by form name); empty when nothing was timed.
+    grey_levels : dict of str to float
+        Largest difference from float32 on the probe, in grey levels (1/255), by form name.
+    """
+
+    form: Form
+    message: str
+    seconds: dict[str, float]
+    grey_levels: dict[str, float]
+
+
+#: Probe times by (device, architecture, probe shape, candidates): speed is a property of the
+#: hardware and the network's shape, so a process measures it once; accuracy is always checked.
+_SPEED_MEMO: dict[tuple, dict[str, float]] = {}
+
+
+def _architecture(model: torch.nn.Module) -> tuple:
+    return (type(model).__name__, tuple(tuple(p.shape) for p in model.parameters()))
+
+
+def choose_precision(
+    model: torch.nn.Module | None, probe: np.ndarray, precision: str = "auto"
+) -> PrecisionChoice:
+    """Choose the fastest form of ``model`` whose output stays within 1 grey level of float32.
+
+    ``auto`` times float32, float32 + channels_last and, where the hardware runs
+    it natively (:func:`bf16_native`), bfloat16 autocast + channels_last on the
+    probe; forms whose sigmoid output differs from float32's by more than
+    :data:`GREY_LEVEL` anywhere on the probe are dropped; the fastest left wins.
+    ``fp32`` is plain float32 (nothing is run). ``bf16`` is bfloat16 +
+    channels_last even where it is emulated, but still guarded: if it is more
+    than one grey level off, float32 runs instead and the message says so.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or None
+        In ``eval()`` mode, on its device; left in the chosen memory format
+        (None only with ``fp32``, which runs nothing).
+    probe : (N, S, S) float32 ndarray
+        Images in [0, 1] as the network will see them (one is enough).
+    precision : {"auto", "fp32", "bf16"}
+
+    Returns
+    -------
+    PrecisionChoice
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        if model is not None:
+            set_memory_format(model, FP32)
+        return PrecisionChoice(FP32, "precision: fp32 (as asked)", {}, {})
+    if model is None:
+        raise ValueError(f"precision {precision!r} needs the model to measure, got None")
+    stack = np.asarray(probe, dtype=np.float32)
+    if stack.ndim != 3:
+        raise ValueError(f"expected an (N, S, S) probe, got shape {stack.shape}")
+    device = next(model.parameters()).device
+    native, why = bf16_native(device)
+    candidates = [FP32, FP32_CL, BF16_CL] if native or precision == "bf16" else [FP32, FP32_CL]
+    batch = torch.from_numpy(stack)[:, None].to(device)
+    key = (str(device), _architecture(model), stack.shape, tuple(c.name for c in candidates))
+    outputs: dict[str, np.ndarray] = {}
+    seconds = _SPEED_MEMO.get(key)
+    if seconds is None:
+        seconds = {}
+        for form in candidates:
+            seconds[form.name], outputs[form.name] = _time_form(model, batch, form)
+        _SPEED_MEMO[key] = seconds
+    ranked = sorted(candidates, key=lambda f: seconds[f.name])
+    if precision == "bf16":  # asked for: bf16 first, then the fastest float32 form
+        ranked = [BF16_CL, *[f for f in ranked if f is not BF16_CL]]
+    grey_levels: dict[str, float] = {}
+    for form in ranked:
+        reference = outputs.get(FP32.name)
+        if reference is None:
+            outputs[FP32.name] = reference = _time_form(model, batch, FP32)[1]
+        if form.name not in outputs:
+            outputs[form.name] = _time_form(model, batch, form)[1]
+        grey_levels[form.name] = float(np.abs(outputs[form.name] - reference).max()) / GREY_LEVEL
+        if grey_levels[form.name] <= 1.0:
+            set_memory_format(model, form)
+            message = _precision_message(form, precision, seconds, grey_levels, why, native)
+            return PrecisionChoice(form, message, dict(seconds), grey_levels)
+    raise AssertionError("float32 is always within 0 grey levels of itself")  # pragma: no cover
+
+
+def _precision_message(
+    form: Form, precision: str, seconds: dict, grey: dict, why: str, native: bool
+) -> str:
+    """The one line of :class:`PrecisionChoice` (which form, and why)."""
+    notes = []
+    speedup = seconds[FP32.name] / max(seconds[form.name], 1e-12)
+    if form is FP32:
+        others = [FORMS[n].describe() for n in seconds if n != FP32.name and grey.get(n, 0) <= 1]
+        notes.append(f"fastest of {', '.join(['fp32', *others])}" if others else "fastest")
+    else:
+        notes.append(f"{speedup:.2f}x faster than fp32")
+    if BF16_CL.name in grey and grey[BF16_CL.name] > 1.0:
+        asked = "bf16 asked for, but " if precision == "bf16" else ""
+        notes.append(
+            f"{asked}bf16 + channels_last was {grey[BF16_CL.name]:.1f} grey levels off fp32 on "
+            f"the probe (limit 1), not used"
+        )
+    elif form is BF16_CL:
+        notes.append(f"within {grey[form.name]:.2f} grey level of fp32")
+    notes.append(why if native or form is not BF16_CL else f"{why}: emulated, may be slow")
+    return f"precision: {form.describe()} ({'; '.join(notes)})"
+
+
 def predict(
     model: UNet,
     images: np.ndarray | Sequence[np.ndarray],
@@ -269,6 +507,7 @@ def predict(
     batch_size: int = DEFAULT_BATCH_SIZE,
     amp: bool = False,
     on_batch: Callable[[int], None] | None = None,
+    form: Form | str = "fp32",
 ) -> np.ndarray:
     """Run ``model`` on images and return sigmoid probabilities.
 
@@ -281,9 +520,13 @@ def predict(
     batch_size : int
         Images per forward pass.
     amp : bool
-        Autocast to float16 on CUDA (ignored on CPU).
+        Autocast to float16 on CUDA (ignored on CPU); the old ``--amp``, kept for
+        compatibility: it overrides ``form``'s bfloat16 on CUDA.
     on_batch : callable, optional
         Called with the number of images after each batch (progress bars).
+    form : Form or str
+        How the network runs (:data:`FORMS`: ``fp32``, ``fp32-cl``, ``bf16-cl``),
+        e.g. :func:`choose_precision`'s choice; ``fp32`` is plain float32, NCHW.
 
     Returns
     -------
@@ -296,14 +539,18 @@ def predict(
     if stack.ndim != 3:
         raise ValueError(f"expected (N, S, S) images, got shape {stack.shape}")
     device = next(model.parameters()).device
+    form = form_named(form)
     use_amp = amp and device.type == "cuda"
     out = np.empty_like(stack)
+    set_memory_format(model, form)
     with torch.inference_mode():
         for start in range(0, len(stack), batch_size):
             batch = torch.from_numpy(stack[start : start + batch_size])[:, None].to(device)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                logits = model(batch)
-            probs = torch.sigmoid(logits.float())[:, 0]
+            if use_amp:
+                with torch.autocast(device_type=device.type, dtype=torch.float16):
+                    probs = torch.sigmoid(model(batch).float())[:, 0]
+            else:
+                probs = forward(model, batch, form)[:, 0]
             out[start : start + len(batch)] = probs.cpu().numpy()
             if on_batch is not None:
                 on_batch(len(batch))
@@ -338,12 +585,20 @@ def infer_files(
     batch_size: int = DEFAULT_BATCH_SIZE,
     remove_border: bool = False,
     amp: bool = False,
+    precision: str = "fp32",
+    on_precision: Callable[[str], None] | None = None,
 ) -> list[Inferred]:
     """Predict every image with one checkpoint and write ``predict_<name>.png`` files.
 
     Each image is predicted at the network's side with its aspect ratio kept
     (:func:`fit_to_network`) and its prediction is written at the image's own
-    size (:func:`fit_back`), so that it lies on the micrograph.
+    size (:func:`fit_back`), so that it lies on the micrograph. Batches are
+    read and preprocessed in a thread one batch ahead, while the previous batch
+    runs (:func:`datatool.schedule.prefetch`).
+
+    ``precision`` is :func:`choose_precision`'s (``datatool infer`` passes
+    ``auto``; the library's default is plain float32), decided on the first
+    image; ``on_precision`` receives its one-line message.
 
     Returns
     -------
@@ -355,6 +610,7 @@ def infer_files(
     DatatoolError
         Bad checkpoint, unreadable image, or two images with the same name.
     """
+    from datatool.schedule import chunks, prefetch
     from datatool.torch.checkpoints import load_unet
 
     check_resolution(resolution)
@@ -367,16 +623,24 @@ def infer_files(
             raise UsageError(f"{path}: same output name {name} as {seen[name]}; rename one")
         seen[name] = str(path)
     model = load_unet(checkpoint, select_device(device))
-    fitted = [load_fitted(p, resolution, remove_border=remove_border) for p in image_paths]
     out_dir = Path(out_dir)
-    written = []
-    # Batch by batch so that memory stays at one batch of predictions, not all of them.
-    for start in range(0, len(fitted), batch_size):
-        batch = fitted[start : start + batch_size]
-        chunk = predict(model, [square for square, _ in batch], batch_size=batch_size, amp=amp)
-        for name, prob, (_, fit) in zip(
-            names[start : start + batch_size], chunk, batch, strict=True
-        ):
+    written: list[Inferred] = []
+    batches = chunks(list(zip(names, image_paths, strict=True)), batch_size)
+
+    def load(batch: Sequence[tuple[str, str | os.PathLike[str]]]) -> list[tuple[np.ndarray, Fit]]:
+        return [load_fitted(path, resolution, remove_border=remove_border) for _, path in batch]
+
+    form: Form | None = None
+    # Batch by batch so that memory stays at two batches of inputs, not all of them.
+    for batch, fitted in zip(batches, prefetch(batches, load), strict=True):
+        squares = np.stack([square for square, _ in fitted])
+        if form is None:
+            choice = choose_precision(model, squares[:1], precision)
+            form = choice.form
+            if on_precision is not None:
+                on_precision(choice.message)
+        chunk = predict(model, squares, batch_size=batch_size, amp=amp, form=form)
+        for (name, _), prob, (_, fit) in zip(batch, chunk, fitted, strict=True):
             target = out_dir / name
             write_png(target, probability_to_uint8(fit_back(prob, fit)))
             written.append(Inferred(target, fit))

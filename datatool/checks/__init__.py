@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from datatool import io, labels
+from datatool.crop import Border, detect_border, strip_border
 from datatool.errors import ImageReadError
 from datatool.findings import Finding, PairStats, Severity
 from datatool.layout import DatasetLayout, PairEntry, SampleEntry
@@ -196,6 +197,11 @@ class SampleData:
     extras: dict[str, Any] = field(default_factory=dict)
     max_pixels: int = io.DEFAULT_MAX_PIXELS
     _cache: dict[str, io.DecodedImage | None] = field(default_factory=dict)
+    _border: Border | None = field(default=None, repr=False)
+    _lines: tuple[Border, np.ndarray] | None | object = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._lines = _UNMEASURED
 
     def _load(self, rel: str | None, role: io.Role) -> io.DecodedImage | None:
         if rel is None:
@@ -213,6 +219,47 @@ class SampleData:
     def tracing(self) -> io.DecodedImage | None:
         """The decoded original tracing, alpha read as drawn (None if absent or unreadable)."""
         return self._load(self.entry.tracing, "tracing")
+
+    def border(self) -> Border:
+        """The scale-bar strip of the first readable original (fields of view in order).
+
+        Detected once per sample; no border when no original can be read.
+        """
+        if self._border is None:
+            self._border = Border()
+            for fov in sorted(self.entry.originals):
+                decoded = self.original(fov)
+                if decoded is not None:
+                    self._border = detect_border(decoded.pixels)
+                    break
+        return self._border
+
+    def tracing_lines(self) -> tuple[Border, np.ndarray] | None:
+        """The tracing's 1-px centre lines inside the originals' strip, thinned once per sample.
+
+        The alignment check dilates them into the processed tracing and the
+        registration check lays them on the micrographs, so the 1024 px tracing
+        is binarized and thinned once, not once per check and field of view.
+
+        Returns
+        -------
+        (Border, (h, w) bool) or None
+            The border cut off and :func:`~datatool.labels.skeleton` of
+            :func:`~datatool.labels.line_mask` of the tracing without it;
+            ``Border()`` (the whole tracing) when the originals' strip does not
+            fit the tracing. None without a readable, non-empty tracing.
+        """
+        if self._lines is _UNMEASURED:
+            decoded = self.tracing()
+            self._lines = None
+            if decoded is not None and decoded.pixels.size:
+                border = self.border()
+                try:
+                    inner = strip_border(decoded.pixels, border)
+                except ValueError:
+                    border, inner = Border(), decoded.pixels
+                self._lines = (border, labels.skeleton(labels.line_mask(inner)))
+        return self._lines  # type: ignore[return-value]
 
 
 @dataclass

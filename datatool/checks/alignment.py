@@ -44,7 +44,7 @@ import numpy as np
 
 from datatool import align, io, labels
 from datatool.checks import CheckOptions, PairData, SampleData, finding, register
-from datatool.crop import Border, detect_border, strip_border
+from datatool.crop import Border, strip_border
 from datatool.errors import ImageReadError
 from datatool.findings import Finding
 from datatool.layout import MANIFEST_FILE, DatasetLayout, SampleEntry, scan
@@ -91,7 +91,12 @@ def _label_lines(pair: PairData) -> np.ndarray | None:
     return mask.astype(np.float32)
 
 
-def processed_tracing(tracing: np.ndarray, line_width: int, border: Border) -> np.ndarray:
+def processed_tracing(
+    tracing: np.ndarray,
+    line_width: int,
+    border: Border,
+    lines: tuple[Border, np.ndarray] | None = None,
+) -> np.ndarray:
     """The tracing as labels are made, in the originals' coordinates.
 
     Parameters
@@ -100,6 +105,9 @@ def processed_tracing(tracing: np.ndarray, line_width: int, border: Border) -> n
     line_width : int
     border : Border
         The originals' scale-bar strip; blanked, not removed, so coordinates stay.
+    lines : (Border, (h, w) bool), optional
+        The tracing's centre lines already thinned inside ``border``
+        (:meth:`~datatool.checks.SampleData.tracing_lines`); thinned here when omitted.
 
     Returns
     -------
@@ -107,13 +115,16 @@ def processed_tracing(tracing: np.ndarray, line_width: int, border: Border) -> n
         True on the boundary lines.
     """
     out = np.zeros(tracing.shape, bool)
-    try:
-        inner = strip_border(tracing, border)
-    except ValueError:
-        border, inner = Border(), tracing
-    h, w = inner.shape
-    out[border.top : border.top + h, border.left : border.left + w] = labels.process_tracing(
-        inner, line_width
+    if lines is None:
+        try:
+            inner = strip_border(tracing, border)
+        except ValueError:
+            border, inner = Border(), tracing
+        lines = (border, labels.skeleton(labels.line_mask(inner)))
+    border, thin = lines
+    h, w = thin.shape
+    out[border.top : border.top + h, border.left : border.left + w] = labels.dilate_to_width(
+        thin, line_width
     )
     return out
 
@@ -150,7 +161,6 @@ class _SampleSearch:
         self.options = options
         self._originals: dict[int, align.SearchImage | None] = {}
         self._tracings: dict[int, align.SearchImage | None] = {}
-        self._border: Border | None = None
         self._layout: DatasetLayout | None = None
 
     def original(self, fov: int) -> align.SearchImage | None:
@@ -159,23 +169,16 @@ class _SampleSearch:
             self._originals[fov] = None if decoded is None else align.SearchImage(decoded.pixels)
         return self._originals[fov]
 
-    def border(self) -> Border:
-        if self._border is None:
-            self._border = Border()
-            for fov in sorted(self.sample.entry.originals):
-                decoded = self.sample.original(fov)
-                if decoded is not None:
-                    self._border = detect_border(decoded.pixels)
-                    break
-        return self._border
-
     def tracing(self, width: int) -> align.SearchImage | None:
         if width not in self._tracings:
             decoded = self.sample.tracing()
+            lines = self.sample.tracing_lines()
             self._tracings[width] = (
                 None
                 if decoded is None
-                else align.SearchImage(processed_tracing(decoded.pixels, width, self.border()))
+                else align.SearchImage(
+                    processed_tracing(decoded.pixels, width, self.sample.border(), lines)
+                )
             )
         return self._tracings[width]
 

@@ -33,6 +33,7 @@ a tracing drawn 8 px too far right gives ``(-8, 0)``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ from scipy import ndimage as ndi
 
 from datatool import labels
 from datatool.checks import CheckOptions, SampleData, finding, register
-from datatool.crop import Border, detect_border, strip_border
+from datatool.crop import strip_border
 from datatool.findings import Finding
 
 MAX_SHIFT = 16
@@ -140,6 +141,18 @@ def _standardized(values: np.ndarray) -> np.ndarray:
     return ((values - values.mean()) / (std if std > 1e-9 else 1.0)).astype(np.float32)
 
 
+def _edge_map(grey: np.ndarray) -> np.ndarray:
+    """Standardized gradient magnitude of ``grey`` ((H, W) float32) after a light smoothing."""
+    smooth = ndi.gaussian_filter(grey, EDGE_SMOOTHING)
+    return _standardized(np.hypot(ndi.sobel(smooth, axis=0), ndi.sobel(smooth, axis=1)))
+
+
+def _dark_map(grey: np.ndarray) -> np.ndarray:
+    """Standardized darkness of ``grey`` ((H, W) float32) against its surroundings."""
+    smooth = ndi.gaussian_filter(grey, EDGE_SMOOTHING)
+    return _standardized(ndi.gaussian_filter(grey, DARK_SURROUND) - smooth)
+
+
 def evidence_maps(micrograph: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Boundary evidence of a micrograph: ``(edge strength, darkness)``.
 
@@ -155,10 +168,65 @@ def evidence_maps(micrograph: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         (:data:`DARK_SURROUND`); each standardized to zero mean, unit deviation.
     """
     grey = micrograph.astype(np.float32)
-    smooth = ndi.gaussian_filter(grey, EDGE_SMOOTHING)
-    edge = np.hypot(ndi.sobel(smooth, axis=0), ndi.sobel(smooth, axis=1))
-    dark = ndi.gaussian_filter(grey, DARK_SURROUND) - smooth
-    return _standardized(edge), _standardized(dark)
+    return _edge_map(grey), _dark_map(grey)
+
+
+class LineSpectrum:
+    """A tracing's centre lines prepared for :meth:`scores` on many micrographs.
+
+    The lines' spectrum is computed once (real FFT, float32, padded to a fast
+    length); each micrograph then costs one forward and one inverse real FFT.
+
+    Parameters
+    ----------
+    lines : (H, W) bool
+        Centre lines of the tracing. Lines within ``max_shift`` px of the image
+        edge are left out, so every offset sees the same line pixels.
+    max_shift : int
+    """
+
+    def __init__(self, lines: np.ndarray, max_shift: int = MAX_SHIFT) -> None:
+        if lines.ndim != 2:
+            raise ValueError(f"lines must be a 2-D (H, W) array, got shape {lines.shape}")
+        s = int(max_shift)
+        self.shape: tuple[int, int] = lines.shape  # type: ignore[assignment]
+        self.max_shift = s
+        inner = np.zeros(lines.shape, np.float32)
+        inner[s : lines.shape[0] - s, s : lines.shape[1] - s] = lines[
+            s : lines.shape[0] - s, s : lines.shape[1] - s
+        ]
+        self.count = float(inner.sum())
+        self.fft_shape = (
+            sfft.next_fast_len(lines.shape[0], True),
+            sfft.next_fast_len(lines.shape[1], True),
+        )
+        self._conj = (
+            np.conj(sfft.rfft2(inner, self.fft_shape, workers=1)) if self.count else None
+        )
+
+    def scores(self, evidence: np.ndarray) -> np.ndarray:
+        """Mean evidence under the lines moved by every offset up to ``max_shift`` px.
+
+        Parameters
+        ----------
+        evidence : (H, W) float32
+
+        Returns
+        -------
+        (2 s + 1, 2 s + 1) float32
+            As :func:`offset_scores`.
+        """
+        if evidence.shape != self.shape:
+            raise ValueError(f"lines {self.shape} and evidence {evidence.shape} differ in shape")
+        s = self.max_shift
+        if self._conj is None:
+            return np.zeros((2 * s + 1, 2 * s + 1), np.float32)
+        # corr[d] = sum_p L(p) E(p + d); the margin keeps p + d inside, so no wrap-around is
+        # used, and zero padding to the fast length changes nothing at |d| <= s.
+        spectrum = self._conj * sfft.rfft2(evidence, self.fft_shape, workers=1)
+        corr = sfft.irfft2(spectrum, self.fft_shape, workers=1)
+        rolled = np.roll(corr, (s, s), axis=(0, 1))[: 2 * s + 1, : 2 * s + 1]
+        return (rolled / self.count).astype(np.float32)
 
 
 def offset_scores(
@@ -190,26 +258,43 @@ def offset_scores(
     """
     if lines.shape != evidence.shape:
         raise ValueError(f"lines {lines.shape} and evidence {evidence.shape} differ in shape")
-    s = int(max_shift)
-    inner = np.zeros(lines.shape, np.float32)
-    inner[s : lines.shape[0] - s, s : lines.shape[1] - s] = lines[
-        s : lines.shape[0] - s, s : lines.shape[1] - s
-    ]
-    count = float(inner.sum())
-    if count == 0:
-        return np.zeros((2 * s + 1, 2 * s + 1), np.float32)
-    shape = lines.shape
-    # corr[d] = sum_p L(p) E(p + d); the margin keeps p + d inside, so no wrap-around is used.
-    spectrum = np.conj(sfft.rfft2(inner, shape, workers=1)) * sfft.rfft2(evidence, shape, workers=1)
-    corr = sfft.irfft2(spectrum, shape, workers=1)
-    rolled = np.roll(corr, (s, s), axis=(0, 1))[: 2 * s + 1, : 2 * s + 1]
-    return (rolled / count).astype(np.float32)
+    return LineSpectrum(lines, max_shift).scores(np.asarray(evidence, np.float32))
 
 
 def _best(scores: np.ndarray) -> tuple[int, int]:
     s = scores.shape[0] // 2
     dy, dx = np.unravel_index(int(np.argmax(scores)), scores.shape)
     return int(dx) - s, int(dy) - s
+
+
+def _register(lines: LineSpectrum, micrograph: np.ndarray, dark: bool) -> Registration | None:
+    """:func:`register_tracing` on prepared lines; the darkness match only when ``dark``.
+
+    Without ``dark``, ``Registration.dark`` is ``(0, 0)`` (it only ever goes
+    into a ``misregistered`` message: see :func:`_with_dark`).
+    """
+    if lines.count == 0:
+        return None
+    grey = micrograph.astype(np.float32)
+    edge_scores = lines.scores(_edge_map(grey))
+    if not edge_scores.any():
+        return None
+    s = MAX_SHIFT
+    near = edge_scores[s - NEAR_PX : s + NEAR_PX + 1, s - NEAR_PX : s + NEAR_PX + 1]
+    return Registration(
+        edge=_best(edge_scores),
+        dark=_best(lines.scores(_dark_map(grey))) if dark else (0, 0),
+        edge_best=float(edge_scores.max()),
+        edge_zero=float(edge_scores[s - 1 : s + 2, s - 1 : s + 2].max()),
+        edge_near=float(near.max()),
+        edge_typical=float(np.median(edge_scores)),
+    )
+
+
+def _with_dark(reg: Registration, lines: LineSpectrum, micrograph: np.ndarray) -> Registration:
+    """``reg`` with its darkness match measured (for the message of an error)."""
+    dark = _best(lines.scores(_dark_map(micrograph.astype(np.float32))))
+    return dataclasses.replace(reg, dark=dark)
 
 
 def register_tracing(tracing: np.ndarray, micrograph: np.ndarray) -> Registration | None:
@@ -228,21 +313,8 @@ def register_tracing(tracing: np.ndarray, micrograph: np.ndarray) -> Registratio
     """
     if tracing.shape != micrograph.shape:
         raise ValueError(f"tracing {tracing.shape} and micrograph {micrograph.shape} differ")
-    lines = labels.skeleton(labels.line_mask(tracing))
-    edge, dark = evidence_maps(micrograph)
-    edge_scores = offset_scores(lines, edge)
-    if not edge_scores.any():
-        return None
-    s = MAX_SHIFT
-    near = edge_scores[s - NEAR_PX : s + NEAR_PX + 1, s - NEAR_PX : s + NEAR_PX + 1]
-    return Registration(
-        edge=_best(edge_scores),
-        dark=_best(offset_scores(lines, dark)),
-        edge_best=float(edge_scores.max()),
-        edge_zero=float(edge_scores[s - 1 : s + 2, s - 1 : s + 2].max()),
-        edge_near=float(near.max()),
-        edge_typical=float(np.median(edge_scores)),
-    )
+    lines = LineSpectrum(labels.skeleton(labels.line_mask(tracing)))
+    return _register(lines, micrograph, dark=True)
 
 
 def _kind_findings(sample: SampleData, tracing: np.ndarray) -> tuple[list[Finding], set[int]]:
@@ -338,14 +410,6 @@ def _offset_finding(tracing_rel: str, rel: str, fov: int, reg: Registration) -> 
     )
 
 
-def _border(sample: SampleData) -> Border:
-    for fov in sorted(sample.entry.originals):
-        decoded = sample.original(fov)
-        if decoded is not None:
-            return detect_border(decoded.pixels)
-    return Border()
-
-
 @register("registration", "sample", costly=True)
 def registration(sample: SampleData, options: CheckOptions) -> Iterator[Finding]:
     """Match the sample's tracing against each field of view: kinds, then offset."""
@@ -356,7 +420,10 @@ def registration(sample: SampleData, options: CheckOptions) -> Iterator[Finding]
     tracing = decoded_tracing.pixels
     found, skip = _kind_findings(sample, tracing)
     yield from found
-    border = _border(sample)
+    border = sample.border()
+    thinned = sample.tracing_lines()
+    # The strip must fit the tracing (else the lines are the whole tracing's: not comparable).
+    lines = LineSpectrum(thinned[1]) if thinned is not None and thinned[0] == border else None
     for fov, rel in sorted(entry.originals.items()):
         decoded = sample.original(fov)
         if fov in skip or decoded is None:
@@ -373,12 +440,10 @@ def registration(sample: SampleData, options: CheckOptions) -> Iterator[Finding]
                 related=[rel],
             )
             continue
-        try:
-            reg = register_tracing(
-                strip_border(tracing, border), strip_border(decoded.pixels, border)
-            )
-        except ValueError:
+        if lines is None:
             continue
+        micrograph = strip_border(decoded.pixels, border)
+        reg = _register(lines, micrograph, dark=False)
         if reg is None:
             continue
         if reg.strength < WEAK_EVIDENCE:
@@ -396,4 +461,4 @@ def registration(sample: SampleData, options: CheckOptions) -> Iterator[Finding]
                 related=[rel],
             )
         elif reg.far and reg.clearly_better:
-            yield _offset_finding(entry.tracing, rel, fov, reg)
+            yield _offset_finding(entry.tracing, rel, fov, _with_dark(reg, lines, micrograph))

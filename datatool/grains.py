@@ -518,6 +518,27 @@ def equivalent_diameters(areas: np.ndarray) -> np.ndarray:
     return 2.0 * np.sqrt(np.asarray(areas, dtype=np.float64) / math.pi)
 
 
+#: Edges of the grain-size histograms (equivalent diameter, px): a factor sqrt(2) apart
+#: from 2 to 1024 px, so fine and coarse grains of one micrograph both get bins.
+DIAMETER_BIN_EDGES_PX: tuple[float, ...] = tuple(round(2.0 ** (k / 2), 3) for k in range(2, 21))
+
+
+def diameter_histogram(areas: np.ndarray) -> list[int]:
+    """Grains per bin of :data:`DIAMETER_BIN_EDGES_PX` from their areas (px).
+
+    Diameters beyond the last edge count in the last bin, below the first in the first.
+
+    >>> diameter_histogram(np.array([math.pi, 100 * math.pi]))[:2]
+    [1, 0]
+    >>> sum(diameter_histogram(np.ones(3)))
+    3
+    """
+    edges = np.asarray(DIAMETER_BIN_EDGES_PX)
+    diameters = np.clip(equivalent_diameters(areas), edges[0], edges[-1])
+    counts, _ = np.histogram(diameters, bins=edges)
+    return [int(c) for c in counts]
+
+
 def colour_labels(label_image: np.ndarray, seed: int = 0) -> np.ndarray:
     """A picture of a grain label image: one colour per grain, black on label 0.
 

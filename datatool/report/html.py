@@ -338,8 +338,9 @@ def _samples(report: QualityReport, figures: ReportFigures) -> str:
         _sample_card(section, thumbnails, severity)
         for section, thumbnails in zip(report.samples, figures.samples, strict=True)
     )
+    sizes = _figure(figures.grain_sizes, title=False) if figures.grain_sizes is not None else ""
     return (
-        f"<h2 id='samples'>Samples</h2>{key}{_sample_table(report.samples)}"
+        f"<h2 id='samples'>Samples</h2>{key}{_sample_table(report.samples)}{sizes}"
         f"<div class='samples'>{cards}</div>"
     )
 

@@ -155,6 +155,23 @@ class SampleGrains(BaseModel):
     open_ends: int = Field(description="Skeleton line ends away from the edge.")
     triple_junctions: int = Field(description="Points where three or more boundaries meet.")
     boundary_fraction: float = Field(description="Boundary pixels / all pixels of the tracing.")
+    diameter_counts: list[int] = Field(
+        default_factory=list,
+        description="Complete grains per equivalent-diameter bin (edges: "
+        "GrainSizeHistogram.bin_edges_px).",
+    )
+
+
+class GrainSizeHistogram(BaseModel):
+    """Equivalent diameters of the complete grains of a split's tracings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    split: str = Field(description="The split.")
+    samples: int = Field(description="Samples whose tracing was measured.")
+    grains: int = Field(description="Complete grains counted.")
+    bin_edges_px: list[float] = Field(description="Bin edges, px (len(counts) + 1).")
+    counts: list[int] = Field(description="Complete grains per bin.")
 
 
 class SampleSection(BaseModel):
@@ -226,6 +243,10 @@ class QualityReport(BaseModel):
     )
     samples: list[SampleSection] = Field(
         default_factory=list, description="A section per sample of a tree, in layout order."
+    )
+    grain_sizes: list[GrainSizeHistogram] = Field(
+        default_factory=list,
+        description="Grain-size histogram of the tracings per split (a tree with tracings).",
     )
     leakage: LeakageSection | None = Field(
         default=None, description="Leakage across splits and duplicates inside one split."

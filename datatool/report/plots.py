@@ -287,3 +287,31 @@ def sample_thumbnail(
 def encode_thumbnail(rgb: np.ndarray) -> bytes:
     """A thumbnail as JPEG bytes (through ``io.encode_jpeg``): about 15 kB at 256 px."""
     return io.encode_jpeg(rgb, quality=75)
+
+
+def distribution_lines(
+    bin_edges: Sequence[float],
+    series: Mapping[str, Sequence[int]],
+    title: str,
+    xlabel: str,
+) -> bytes:
+    """Several histograms over the same bins as step lines of their shares, log x axis.
+
+    Each series is normalized to its own total, so splits of different sizes
+    compare by shape.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 3.0))
+    edges = np.asarray(bin_edges, dtype=np.float64)
+    for name, counts in series.items():
+        values = np.asarray(counts, dtype=np.float64)
+        share = values / values.sum() if values.sum() else values
+        ax.stairs(share, edges, label=name, linewidth=1.8)
+    ax.set_xscale("log")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of grains")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return figure_png(fig)

@@ -30,6 +30,7 @@ from datatool.report import plots
 from datatool.report.model import (
     CropBox,
     FieldOfViewEntry,
+    GrainSizeHistogram,
     LeakageSection,
     SampleGrains,
     SampleSection,
@@ -203,7 +204,8 @@ def _sample_grains(
         inner = strip_border(boundary, border)
     except ValueError:
         inner = boundary
-    stats = grains.grain_stats(inner)
+    gmap = grains.grain_map(inner)
+    stats = grains.grain_stats(inner, gmap=gmap)
     return (
         boundary,
         SampleGrains(
@@ -213,6 +215,7 @@ def _sample_grains(
             open_ends=stats.open_ends,
             triple_junctions=stats.triple_junctions,
             boundary_fraction=stats.boundary_fraction,
+            diameter_counts=grains.diameter_histogram(gmap.complete_areas),
         ),
         None,
     )
@@ -334,6 +337,40 @@ def sample_section(
         notes=notes,
     )
     return section, thumbnails
+
+
+def grain_size_histograms(sections: list[SampleSection]) -> list[GrainSizeHistogram]:
+    """Sum the samples' grain-size histograms per split, in order of first appearance."""
+    by_split: dict[str, list[SampleSection]] = {}
+    for section in sections:
+        if section.grains is not None and section.grains.diameter_counts:
+            by_split.setdefault(section.split, []).append(section)
+    histograms = []
+    for split, members in by_split.items():
+        counts = np.sum([s.grains.diameter_counts for s in members], axis=0).astype(int)
+        histograms.append(
+            GrainSizeHistogram(
+                split=split,
+                samples=len(members),
+                grains=int(counts.sum()),
+                bin_edges_px=list(grains.DIAMETER_BIN_EDGES_PX),
+                counts=[int(c) for c in counts],
+            )
+        )
+    return histograms
+
+
+def grain_size_chart(histograms: list[GrainSizeHistogram]) -> bytes | None:
+    """One step line per split (share of its grains per bin, log diameter axis); None if empty."""
+    shown = [h for h in histograms if h.grains]
+    if not shown:
+        return None
+    return plots.distribution_lines(
+        shown[0].bin_edges_px,
+        {f"{h.split} ({h.grains} grains)": h.counts for h in shown},
+        title="Grain size per split (tracings)",
+        xlabel="equivalent diameter, px (log scale)",
+    )
 
 
 def sample_sections(

@@ -61,6 +61,8 @@ class ReportFigures:
     """Figures of each pictured pair, in the order of ``QualityReport.pictures``."""
     samples: list[list[Figure]] = field(default_factory=list)
     """A thumbnail per field of view of each sample, in the order of ``QualityReport.samples``."""
+    grain_sizes: Figure | None = None
+    """The grain-size histograms per split, one line each."""
     loss_vs_epoch: Figure | None = None
     model_overlays: dict[str, dict[int, list[Figure]]] = field(default_factory=dict)
     """Per image shown, per epoch (first and last): the sweep's overlay pictures."""
@@ -68,6 +70,8 @@ class ReportFigures:
     def all(self) -> list[Figure]:
         """Every figure, in page order."""
         out = list(self.composition)
+        if self.grain_sizes is not None:
+            out.append(self.grain_sizes)
         for figures in self.samples:
             out.extend(figures)
         for figures in self.pairs:
@@ -458,14 +462,28 @@ def build_report(
     lineage, source_by_image = read_lineage(layout)
     composition = compose(check.pairs, options, source_by_image)
     pictures, left_out = choose_pictures(check, samples, seed, max_flagged)
-    from datatool.report.samples import leakage_section, sample_sections
+    from datatool.report.samples import (
+        grain_size_chart,
+        grain_size_histograms,
+        leakage_section,
+        sample_sections,
+    )
 
     sections, thumbnails = sample_sections(layout, check)
+    grain_sizes = grain_size_histograms(sections)
     figures = ReportFigures(
         composition=composition_figures(composition, options),
         pairs=[pair_figures(root_path, entry) for entry in pictures],
         samples=[[Figure(*picture) for picture in pictures] for pictures in thumbnails],
     )
+    chart = grain_size_chart(grain_sizes)
+    if chart is not None:
+        figures.grain_sizes = Figure(
+            "Grain size per split",
+            chart,
+            "Equivalent diameters of the complete grains of each split's tracings "
+            "(scale-bar strip removed), as shares of the split's grains.",
+        )
     section = None
     if models is not None:
         swept = models()
@@ -488,6 +506,7 @@ def build_report(
         pictures=pictures,
         flagged_not_pictured=left_out,
         samples=sections,
+        grain_sizes=grain_sizes,
         leakage=leakage_section(check, layout),
         lineage=lineage,
         models=section,

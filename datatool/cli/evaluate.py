@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from datatool.cli._app import app, examples
+from datatool.cli._usage import PRECISION_HELP, Precision
 
 _RESOLUTION = typer.Option(help="Side the images are resized to (multiple of 16).")
 _DEVICE = typer.Option(help="auto (CUDA if available), cpu, cuda or cuda:N.")
@@ -16,6 +17,7 @@ _BORDER = typer.Option(
 )
 _BATCH = typer.Option(help="Images per forward pass.")
 _AMP = typer.Option(help="float16 autocast on CUDA (off by default: see the README).")
+_PRECISION = typer.Option(help=PRECISION_HELP)
 _SCHEDULER = typer.Option(
     help='Where checkpoint x image batches run: local, dask (a LocalCluster) or a Dask '
     'scheduler address tcp://HOST:PORT; needs pip install "datatool[dask]".'
@@ -32,6 +34,7 @@ def infer(
     remove_border: Annotated[bool, _BORDER] = False,
     batch_size: Annotated[int, _BATCH] = 4,
     amp: Annotated[bool, _AMP] = False,
+    precision: Annotated[Precision, _PRECISION] = Precision.auto,
 ) -> None:
     """Predict grain boundaries: write 8-bit predict_<name>.png (sigmoid x 255).
 
@@ -52,6 +55,7 @@ def infer(
     written = infer_files(
         checkpoint, images, out, resolution=resolution, device=device,
         batch_size=batch_size, remove_border=remove_border, amp=amp,
+        precision=precision.value, on_precision=typer.echo,
     )  # fmt: skip
     for item in written:
         typer.echo(f"{item.path.name}: {item.fit.describe()}")
@@ -90,6 +94,7 @@ def evaluate(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Always run the network.")] = False,
     batch_size: Annotated[int, _BATCH] = 4,
     amp: Annotated[bool, _AMP] = False,
+    precision: Annotated[Precision, _PRECISION] = Precision.auto,
     grains: Annotated[
         bool,
         typer.Option(
@@ -109,7 +114,7 @@ def evaluate(
         sweep, resolution=resolution, device=device, remove_border=remove_border,
         sigmas=sigma or [3.0], kernel_size=kernel_size, tophat_kernel_size=tophat_kernel_size,
         tolerance=tolerance, batch_size=batch_size, amp=amp, use_cache=not no_cache,
-        grains=grains,
+        grains=grains, precision=precision.value,
     )  # fmt: skip
     epochs = _parse_epochs(overlays)
     _writable(out)
@@ -117,6 +122,7 @@ def evaluate(
         result, paths = sweep.evaluate(
             checkpoints, pairs, out, options, overlay_epochs=epochs,
             on_start=progress.start, on_progress=progress.advance, scheduler=scheduler,
+            on_precision=typer.echo,
         )  # fmt: skip
     _render(result, paths)
     raise typer.Exit(0)

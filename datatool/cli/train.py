@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from datatool.cli._app import app
+from datatool.cli._usage import PRECISION_HELP, Precision
 
 
 class LossName(StrEnum):
@@ -33,6 +34,7 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed: same seed, same checkpoints (CPU).")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
+    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = Precision.auto,
 ) -> None:
     """Train on the training split; every loss on the validation split after each epoch."""
     from datatool.cli._progress import progress_bar
@@ -44,7 +46,7 @@ def train(
         config = TrainConfig(
             name="grain_unet", base_width=width, epochs=epochs, resolution=resolution,
             batch_size=batch_size, learning_rate=lr, save_every=save_every, seed=seed,
-            loss=loss.value, device=device, save_untrained=False,
+            loss=loss.value, device=device, save_untrained=False, precision=precision.value,
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(f"invalid option: {exc}") from None
@@ -73,7 +75,8 @@ def train(
                 update(state["done"], state["total"])
 
         written = train_tree(
-            root, out, config, resume=resume, on_plan=plan, on_epoch=epoch_line, on_batch=batch
+            root, out, config, resume=resume, on_plan=plan, on_epoch=epoch_line, on_batch=batch,
+            on_precision=lambda message: say(console, message),
         )
     say(console, f"wrote {len(written)} checkpoint(s) and training_log.csv to {out}")
     raise typer.Exit(0)

@@ -620,11 +620,12 @@ def evaluate(
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     scheduler: str = "local",
+    on_precision: Callable[[str], None] | None = None,
 ) -> tuple[SweepResult, dict[str, Path]]:
     """Find the checkpoints, run the sweep with the cache under ``out_dir/cache``, write outputs.
 
     ``on_start`` receives the number of checkpoint x image steps before the work begins;
-    ``scheduler`` is :func:`run_sweep`'s.
+    ``scheduler`` and ``on_precision`` are :func:`run_sweep`'s.
     """
     checkpoints = find_checkpoints(list(checkpoint_paths))
     if on_start is not None:
@@ -639,6 +640,7 @@ def evaluate(
         overlay_epochs=overlay_epochs,
         on_progress=on_progress,
         scheduler=scheduler,
+        on_precision=on_precision,
     )
     return result, write_outputs(result, out_dir)
 

@@ -30,7 +30,16 @@ from torch.utils.data import DataLoader, Dataset
 from datatool.errors import DatatoolError, UsageError
 from datatool.io import atomic_path, atomic_write_text
 from datatool.torch.checkpoints import TRAINING_STATE_FILE
-from datatool.torch.inference import check_resolution, select_device
+from datatool.torch.inference import (
+    FP32,
+    PRECISIONS,
+    Form,
+    check_resolution,
+    choose_precision,
+    forward,
+    select_device,
+    set_memory_format,
+)
 from datatool.torch.losses import CombinedLoss, GaussianLoss, TolerantBCELoss, TopHatLoss
 from datatool.torch.unet import UNet
 
@@ -80,6 +89,12 @@ class TrainConfig:
         Also save epoch 0, the untrained network (the lab's sweeps start there).
     workers : int
         ``DataLoader`` worker processes (0: load in the training process).
+    precision : {"fp32", "auto", "bf16"}
+        The form of the forward passes (:func:`~datatool.torch.inference.choose_precision`,
+        decided on the first training window before epoch 1): bfloat16 runs under
+        autocast with float32 master weights and float32 losses. ``fp32`` (the
+        library's default) is plain float32, the same checkpoints for the same seed;
+        ``datatool train`` defaults to ``auto``.
     """
 
     name: str = "demo"
@@ -96,6 +111,7 @@ class TrainConfig:
     device: str = "cpu"
     save_untrained: bool = True
     workers: int = 0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         for name in ("base_width", "epochs", "batch_size", "save_every"):
@@ -107,6 +123,10 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         check_resolution(self.resolution)
 
 
@@ -154,8 +174,13 @@ def train_epoch(
     config: TrainConfig,
     epoch: int,
     on_batch: Callable[[int], None] | None = None,
+    form: Form = FP32,
 ) -> float:
-    """One pass over ``data`` in shuffled batches; return the mean training loss per image."""
+    """One pass over ``data`` in shuffled batches; return the mean training loss per image.
+
+    The forward pass runs in ``form`` (bfloat16 autocast where it says so; the
+    weights and the optimiser stay float32, the loss is computed in float32).
+    """
     device = next(model.parameters()).device
     if hasattr(data, "set_epoch"):
         data.set_epoch(epoch)
@@ -167,11 +192,12 @@ def train_epoch(
         num_workers=config.workers,
     )
     model.train()
+    set_memory_format(model, form)
     total, seen = 0.0, 0
     for images, truths in loader:
         images, truths = images.to(device), truths.to(device)
         optimiser.zero_grad()
-        loss = loss_fn(torch.sigmoid(model(images)), truths)
+        loss = loss_fn(forward(model, images, form), truths)
         loss.backward()
         optimiser.step()
         total += float(loss.detach()) * len(images)
@@ -181,7 +207,9 @@ def train_epoch(
     return total / max(seen, 1)
 
 
-def validation_losses(model: UNet, data: Dataset, batch_size: int = 4) -> dict[str, float]:
+def validation_losses(
+    model: UNet, data: Dataset, batch_size: int = 4, form: Form = FP32
+) -> dict[str, float]:
     """Every loss of :data:`VALIDATION_LOSSES`, the mean over the images of ``data``."""
     device = next(model.parameters()).device
     per_image = {
@@ -195,7 +223,7 @@ def validation_losses(model: UNet, data: Dataset, batch_size: int = 4) -> dict[s
     with torch.no_grad():
         for images, truths in DataLoader(data, batch_size=batch_size, shuffle=False):
             images, truths = images.to(device), truths.to(device)
-            probs = torch.sigmoid(model(images))
+            probs = forward(model, images, form)
             bce = nn.functional.binary_cross_entropy(probs, truths, reduction="none")
             sums["bce"] += float(bce.mean(dim=(1, 2, 3)).sum())
             for name, loss in per_image.items():
@@ -280,6 +308,23 @@ def _restore(out_dir: Path, config: TrainConfig, model, optimiser, device) -> tu
     return int(state["epoch"]), list(state["log"])
 
 
+def _training_form(
+    model: UNet, data: Dataset, config: TrainConfig, on_precision: Callable[[str], None] | None
+) -> Form:
+    """The form of the forward passes, measured on the first training window (not a draw)."""
+    probe = None
+    if config.precision != "fp32":
+        state = torch.get_rng_state()  # a dataset may draw from torch's generator: keep it
+        probe = data[0][0].numpy()  # (1, R, R)
+        torch.set_rng_state(state)
+    model.eval()
+    choice = choose_precision(model, probe, config.precision)
+    model.train()
+    if on_precision is not None:
+        on_precision(choice.message)
+    return choice.form
+
+
 def run_training(
     train_data: Dataset,
     out_dir: str | os.PathLike[str],
@@ -289,6 +334,7 @@ def run_training(
     resume: bool = False,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    on_precision: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Train a U-Net on ``train_data`` and save checkpoints, the log and the training state.
 
@@ -307,6 +353,8 @@ def run_training(
         Called with each epoch's :class:`EpochRecord`.
     on_batch : callable, optional
         Called with 1 after every training batch (progress bars).
+    on_precision : callable, optional
+        Receives the one-line message of the form chosen from ``config.precision``.
 
     Returns
     -------
@@ -329,10 +377,11 @@ def run_training(
         log = [row for row in log if int(row["epoch"]) <= start]
     elif config.save_untrained:
         written.append(_save_checkpoint(model, out_dir, config.name, 0))
+    form = _training_form(model, train_data, config, on_precision)
     for epoch in range(start + 1, config.epochs + 1):
         started = time.perf_counter()
-        loss = train_epoch(model, optimiser, loss_fn, train_data, config, epoch, on_batch)
-        scores = validation_losses(model, validation_data) if validation_data else {}
+        loss = train_epoch(model, optimiser, loss_fn, train_data, config, epoch, on_batch, form)
+        scores = validation_losses(model, validation_data, form=form) if validation_data else {}
         record = EpochRecord(epoch, loss, scores, time.perf_counter() - started)
         log.append(record)
         _write_log(out_dir, log)
@@ -466,6 +515,7 @@ def train_tree(
     on_plan: Callable[[TrainingPlan], None] | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    on_precision: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """``datatool train``: check the dataset, train on ``training``, validate on ``validation``.
 
@@ -495,5 +545,5 @@ def train_tree(
         on_plan(TrainingPlan(len(train_data), len(validation), start, asdict(config)))
     return run_training(
         train_data, out_dir, config, validation_data=validation if len(validation) else None,
-        resume=resume, on_epoch=on_epoch, on_batch=on_batch,
+        resume=resume, on_epoch=on_epoch, on_batch=on_batch, on_precision=on_precision,
     )  # fmt: skip

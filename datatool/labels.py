@@ -130,7 +130,25 @@ def dilate_to_width(line_mask_: np.ndarray, width_px: int) -> np.ndarray:
     mask = line_mask_.astype(bool)
     if width_px == 1:
         return mask.copy()
-    return ndi.binary_dilation(mask, structure=np.ones((width_px, width_px), bool))
+    # The square is separable: a row pass then a column pass of shifted ORs, as
+    # ndi.binary_dilation(mask, np.ones((w, w))) (same offsets, -(w // 2) .. w - 1 - w // 2,
+    # nothing outside the image) but several times faster.
+    offsets = [k - width_px // 2 for k in range(width_px)]
+    return _spread(_spread(mask, 1, offsets), 0, offsets)
+
+
+def _spread(mask: np.ndarray, axis: int, offsets: list[int]) -> np.ndarray:
+    """OR of ``mask`` moved by each offset along ``axis`` (pixels moved out are dropped)."""
+    out = np.zeros_like(mask)
+    n = mask.shape[axis]
+    for offset in offsets:
+        if abs(offset) >= n:
+            continue
+        src, dst = [slice(None)] * 2, [slice(None)] * 2
+        src[axis] = slice(max(0, -offset), n - max(0, offset))
+        dst[axis] = slice(max(0, offset), n - max(0, -offset))
+        out[tuple(dst)] |= mask[tuple(src)]
+    return out
 
 
 def process_tracing(

@@ -82,7 +82,7 @@ def _fast_but_wrong(monkeypatch, wrong: dict[str, float], seconds: dict[str, flo
     monkeypatch.setattr(inference, "_SPEED_MEMO", {})
     monkeypatch.setattr(inference, "bf16_native", lambda device: (True, "bf16 native (test)"))
 
-    def timed(model, batch, form):
+    def timed(model, batch, form, runs=2):
         _, probs = real(model, batch, FP32 if form.bf16 else form)
         return seconds[form.name], probs + wrong.get(form.name, 0.0)
 

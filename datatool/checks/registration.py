@@ -250,11 +250,14 @@ class LineSpectrum:
         if self._conj is None:
             return np.zeros((2 * s + 1, 2 * s + 1), np.float32)
         # corr[d] = sum_p L(p) E(p + d); the margin keeps p + d inside, so no wrap-around is
-        # used, and zero padding to the fast length changes nothing at |d| <= s.
+        # used, and zero padding to the fast length changes nothing at |d| <= s. Only the
+        # (2 s + 1)^2 offsets are wanted: the inverse runs along axis 0 on every column, then
+        # along axis 1 on the 2 s + 1 rows kept (negative offsets wrap to the end).
         spectrum = self._conj * sfft.rfft2(evidence, self.fft_shape, workers=1)
-        corr = sfft.irfft2(spectrum, self.fft_shape, workers=1)
-        rolled = np.roll(corr, (s, s), axis=(0, 1))[: 2 * s + 1, : 2 * s + 1]
-        return (rolled / self.count).astype(np.float32)
+        wanted = np.r_[-s : s + 1]
+        rows = sfft.ifft(spectrum, axis=0, workers=1)[wanted]
+        corr = sfft.irfft(rows, self.fft_shape[1], axis=1, workers=1)[:, wanted]
+        return (corr / self.count).astype(np.float32)
 
 
 def offset_scores(

@@ -102,6 +102,16 @@ def _check_unit_item(item: tuple[str, SampleEntry | None, list[PairEntry], Check
     return check_unit(*item)
 
 
+def _preload_for_workers() -> None:
+    """Import, before the local worker processes fork, what every unit imports on first use.
+
+    skimage's morphology package (thinning) costs about 0.2 s to import; done
+    once here, the forked workers share it instead of each importing it again.
+    """
+    from skimage.filters import threshold_otsu  # noqa: F401
+    from skimage.morphology import skeletonize  # noqa: F401
+
+
 def _run_units(
     layout: DatasetLayout,
     options: CheckOptions,
@@ -112,6 +122,8 @@ def _run_units(
     units = _units(layout)
     total = len(units)
     items = ((layout.root, sample, pairs, options) for sample, pairs in units)
+    if scheduler == "local" and min(options.workers, total) > 1:
+        _preload_for_workers()
     if isinstance(scheduler, str):
         context: Any = Scheduler(scheduler, max(1, min(options.workers, total)))
     else:

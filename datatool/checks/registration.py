@@ -141,40 +141,68 @@ def _standardized(values: np.ndarray) -> np.ndarray:
     return ((values - values.mean()) / (std if std > 1e-9 else 1.0)).astype(np.float32)
 
 
-def _rows(array: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(array.T)
+_BAND = 32
+"""Rows per band in the filters below: a band's float64 temporaries stay in the CPU cache."""
+
+
+def _gaussian_weights(sigma: float) -> np.ndarray:
+    """The correlation weights ``ndi.gaussian_filter1d`` uses (truncate 4, order 0)."""
+    radius = int(4.0 * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (float(sigma) * float(sigma)) * x**2)
+    return phi / phi.sum()
 
 
 def _smoothed(grey: np.ndarray, sigma: float) -> np.ndarray:
-    """``ndi.gaussian_filter(grey, sigma)`` for (H, W) float32, bit for bit, about 1.3x faster.
+    """``ndi.gaussian_filter(grey, sigma)`` for (H, W) float32, bit for bit, 1.2-2x faster.
 
-    ``gaussian_filter`` filters along axis 0, stores float32, then along axis 1;
-    ndimage is slow along axis 0 (strided), so both passes run along rows of a
-    transposed copy: the same arithmetic on the same values.
+    ``gaussian_filter`` filters along axis 0, stores float32, then along axis 1.
+    ndimage is slow along axis 0 (strided), so that pass runs here on bands of
+    rows with ndimage's own arithmetic: float64, centre weight first, then each
+    symmetric pair of rows summed and weighted, outermost first ("reflect" edges).
     """
-    return ndi.gaussian_filter1d(
-        _rows(ndi.gaussian_filter1d(_rows(grey), sigma, axis=1)), sigma, axis=1
-    )
+    weights = _gaussian_weights(sigma)
+    r = len(weights) // 2
+    h = grey.shape[0]
+    if h <= 2 * r:
+        return ndi.gaussian_filter(grey, sigma)
+    padded = np.pad(grey, ((r, r), (0, 0)), mode="symmetric")  # ndimage's "reflect"
+    rows = np.empty(grey.shape, np.float32)
+    for top in range(0, h, _BAND):
+        n = min(h, top + _BAND) - top
+        x = padded[top : top + n + 2 * r].astype(np.float64)
+        acc = x[r : r + n] * weights[r]
+        for j in range(r, 0, -1):
+            acc += (x[r - j : r - j + n] + x[r + j : r + j + n]) * weights[r - j]
+        rows[top : top + n] = acc
+    return ndi.gaussian_filter1d(rows, sigma, axis=1)
 
 
-def _sobel_pair(smooth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(ndi.sobel(smooth, axis=0), ndi.sobel(smooth, axis=1))`` bit for bit, 2-3x faster.
+def _gradient_magnitude(smooth: np.ndarray) -> np.ndarray:
+    """``np.hypot(ndi.sobel(smooth, axis=0), ndi.sobel(smooth, axis=1))`` bit for bit, ~2.5x faster.
 
     ndimage computes each 1-D pass in float64 and stores float32: the
     difference of two float32 values is exact in float64, so it is rounded once
-    either way, and the ``[1, 2, 1]`` pass is summed in float64 here too.
+    either way, and the ``[1, 2, 1]`` pass is summed in float64 here too, on
+    bands of rows that stay in the CPU cache.
     """
+    h = smooth.shape[0]
     padded = np.pad(smooth, 1, mode="symmetric")  # ndimage's "reflect"
-    d0 = (padded[2:, :] - padded[:-2, :]).astype(np.float64)
-    gy = (d0[:, :-2] + 2 * d0[:, 1:-1] + d0[:, 2:]).astype(np.float32)
-    d1 = (padded[:, 2:] - padded[:, :-2]).astype(np.float64)
-    gx = (d1[:-2] + 2 * d1[1:-1] + d1[2:]).astype(np.float32)
-    return gy, gx
+    out = np.empty(smooth.shape, np.float32)
+    for top in range(0, h, _BAND):
+        n = min(h, top + _BAND) - top
+        p = padded[top : top + n + 2]
+        d0 = (p[2:, :] - p[:-2, :]).astype(np.float64)
+        gy = (d0[:, :-2] + 2 * d0[:, 1:-1] + d0[:, 2:]).astype(np.float32)
+        d1 = (p[:, 2:] - p[:, :-2]).astype(np.float64)
+        gx = (d1[:-2] + 2 * d1[1:-1] + d1[2:]).astype(np.float32)
+        np.hypot(gy, gx, out=out[top : top + n])
+    return out
 
 
 def _edge_map(grey: np.ndarray) -> np.ndarray:
     """Standardized gradient magnitude of ``grey`` ((H, W) float32) after a light smoothing."""
-    return _standardized(np.hypot(*_sobel_pair(_smoothed(grey, EDGE_SMOOTHING))))
+    return _standardized(_gradient_magnitude(_smoothed(grey, EDGE_SMOOTHING)))
 
 
 def _dark_map(grey: np.ndarray) -> np.ndarray:

@@ -39,3 +39,16 @@ def test_each_label_is_thinned_once(sample_tree, monkeypatch):
     report = run_check(sample_tree, CheckOptions(workers=1, alignment=False))
     assert report.ok
     assert sum(thinned.values()) == len(scan(sample_tree).pairs)
+
+
+def test_each_tracing_is_thinned_once_in_the_full_check(sample_tree, monkeypatch):
+    """Alignment and registration (once per field of view) share one thinned tracing."""
+    thinned = _count_calls(monkeypatch, labels, "skeleton")
+    monkeypatch.setattr(labels, "_thin", labels.skeleton)
+    report = run_check(sample_tree, CheckOptions(workers=1))
+    layout = scan(sample_tree)
+    assert report.ok
+    assert any(len(s.originals) > 1 for s in layout.samples)  # several fields of view per tracing
+    assert sum(thinned.values()) == len(layout.pairs) + sum(
+        s.tracing is not None for s in layout.samples
+    )

@@ -44,7 +44,7 @@ from scipy import ndimage as ndi
 
 from datatool import labels
 from datatool.checks import CheckOptions, SampleData, finding, register
-from datatool.crop import strip_border
+from datatool.crop import Border, strip_border
 from datatool.findings import Finding
 
 MAX_SHIFT = 16
@@ -469,6 +469,18 @@ def _offset_finding(tracing_rel: str, rel: str, fov: int, reg: Registration) -> 
     )
 
 
+def _line_spectrum(sample: SampleData, border: Border) -> LineSpectrum | None:
+    """The sample's thinned tracing lines (shared with the alignment check), prepared.
+
+    None without lines, or when the originals' strip does not fit the tracing
+    (its lines are then the whole tracing's, not comparable with the micrographs).
+    """
+    thinned = sample.tracing_lines()
+    if thinned is None or thinned[0] != border:
+        return None
+    return LineSpectrum(thinned[1])
+
+
 @register("registration", "sample", costly=True)
 def registration(sample: SampleData, options: CheckOptions) -> Iterator[Finding]:
     """Match the sample's tracing against each field of view: kinds, then offset."""
@@ -480,9 +492,7 @@ def registration(sample: SampleData, options: CheckOptions) -> Iterator[Finding]
     found, skip = _kind_findings(sample, tracing)
     yield from found
     border = sample.border()
-    thinned = sample.tracing_lines()
-    # The strip must fit the tracing (else the lines are the whole tracing's: not comparable).
-    lines = LineSpectrum(thinned[1]) if thinned is not None and thinned[0] == border else None
+    lines: LineSpectrum | None = None  # prepared on first use, once per sample
     for fov, rel in sorted(entry.originals.items()):
         decoded = sample.original(fov)
         if fov in skip or decoded is None:
@@ -499,6 +509,7 @@ def registration(sample: SampleData, options: CheckOptions) -> Iterator[Finding]
                 related=[rel],
             )
             continue
+        lines = lines or _line_spectrum(sample, border)
         if lines is None:
             continue
         micrograph = strip_border(decoded.pixels, border)

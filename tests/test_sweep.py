@@ -136,7 +136,8 @@ def test_dataset_without_pairs_is_an_error(tmp_path):
 
 @pytest.mark.slow
 def test_demo_gaussian_loss_falls_from_first_to_last_epoch(tmp_path):
-    result, paths = sweep.run_demo(tmp_path, TrainConfig(epochs=40, save_every=20))
+    config = TrainConfig(epochs=40, save_every=20, resolution=sweep.DEMO_TRAIN_RESOLUTION)
+    result, paths = sweep.run_demo(tmp_path, config)
     first, last = result.means[0], result.means[-1]
     assert (first.epoch, last.epoch) == (0, 40)
     assert last.gaussian_sigmas["3"] < first.gaussian_sigmas["3"]

@@ -392,7 +392,8 @@ class Recorded:
 def _manifest_records(key: tuple[str, int, int]) -> dict[str, Recorded]:
     """Output path -> record, from a ``kind: build`` manifest; empty for anything else.
 
-    Read leniently (only ``entries[].output/box/border/output_sha256/width/height``)
+    Read leniently (only ``entries[].output/box/border/output_sha256/width/height/edited``;
+    an entry kept as edited is left out)
     so that a newer manifest still gives the check its fast path.
     """
     try:
@@ -403,6 +404,9 @@ def _manifest_records(key: tuple[str, int, int]) -> dict[str, Recorded]:
         return {}
     records = {}
     for entry in data.get("entries") or []:
+        if isinstance(entry, dict) and entry.get("edited"):
+            # A crop kept as edited was not cut at this box: its pixels must prove it.
+            continue
         try:
             left, top, width, height = (int(v) for v in entry["box"])
             border = entry.get("border") or {}

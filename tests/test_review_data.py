@@ -1,0 +1,45 @@
+"""Defects found in a reviewer's pass over the dataset side (build, check, merge, grains).
+
+Each test is built on data shaped like the lab's (the fixture tree: grey noisy Voronoi
+micrographs, 3-px labels cut from a GIMP-like tracing) and fails without its fix.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from datatool import io
+
+T = "training/0102_training/aligned"
+
+
+def test_crop_kept_as_edited_by_a_rebuild_is_re_proven_by_pixels(
+    sample_tree: Path, run_cli
+) -> None:
+    """A rebuild keeps an edited label and records its new sha256 beside the plan's box.
+
+    That box is not where the edited file came from, so the check must not take it on
+    trust (the manifest fast path): the label cut 6 px higher is still found misaligned.
+    """
+    from datatool.crop import cut
+    from datatool.labels import process_tracing
+
+    stem = "0102_2_3"  # a pair the fast path would not re-prove by pixels
+    code, _, _ = run_cli("build", sample_tree, "--no-check")
+    assert code == 0
+    plan = json.loads((sample_tree / T / "crops.json").read_text())["boxes"]
+    left, top, width, height = plan[2]
+    tracing = io.read_grey(sample_tree / T / "0102_trace.png")[:-24]
+    label_rel = f"{T}/label/{stem}.png"
+    io.write_png(
+        sample_tree / label_rel, cut(process_tracing(tracing, 3), (left, top - 6, width, height))
+    )
+    code, out, _ = run_cli("build", sample_tree, "--no-check")
+    assert code == 0 and "kept" in out
+    entries = json.loads((sample_tree / "manifest.json").read_text())["entries"]
+    assert [e["edited"] for e in entries if e["output"] == label_rel] == [True]
+    code, out, _ = run_cli("check", sample_tree, "--json", "--workers", "1")
+    found = [f for f in json.loads(out)["findings"] if f["code"] == "misaligned"]
+    assert code == 1 and [f["path"] for f in found] == [label_rel]
+    assert found[0]["measured"] == [0.0, -6.0]

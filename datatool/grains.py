@@ -585,7 +585,8 @@ def measure_file(path: str, pixel_size_um: float | None = None) -> tuple[GrainSt
     from datatool import io
     from datatool.errors import DatatoolError
 
-    grey = io.read_grey(path)
+    # As check and build read a tracing: lines on a transparent layer are the drawing.
+    grey = io.read_grey(path, role="tracing")
     try:
         boundary = tracing_boundary(grey)
     except ValueError as exc:

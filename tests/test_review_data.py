@@ -43,3 +43,27 @@ def test_crop_kept_as_edited_by_a_rebuild_is_re_proven_by_pixels(
     found = [f for f in json.loads(out)["findings"] if f["code"] == "misaligned"]
     assert code == 1 and [f["path"] for f in found] == [label_rel]
     assert found[0]["measured"] == [0.0, -6.0]
+
+
+def test_grains_reads_a_tracing_drawn_on_a_transparent_layer(tmp_path: Path) -> None:
+    """GIMP's export of black lines on a transparent layer: RGB one flat black, alpha the lines.
+
+    ``datatool check`` and ``build`` read it as the drawing; ``datatool grains`` read the
+    flat RGB alone and reported an empty tracing.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from datatool import grains, synth
+
+    tracing = synth.make_sample(5, (192, 192), 26.0, 1, strip=0).tracing  # black lines on white
+    flat = tmp_path / "0301_trace.png"
+    layer = tmp_path / "0301_trace_layer.png"
+    Image.fromarray(tracing).save(flat)
+    black = np.zeros_like(tracing)
+    rgba = np.dstack([black, black, black, 255 - tracing]).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(layer)
+    expected, _ = grains.measure_file(str(flat))
+    measured, _ = grains.measure_file(str(layer))
+    assert expected.grains > 5
+    assert measured.grains == expected.grains

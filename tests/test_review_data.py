@@ -67,3 +67,17 @@ def test_grains_reads_a_tracing_drawn_on_a_transparent_layer(tmp_path: Path) -> 
     measured, _ = grains.measure_file(str(layer))
     assert expected.grains > 5
     assert measured.grains == expected.grains
+
+
+def test_a_malformed_plan_does_not_call_the_crops_stale(sample_tree: Path, run_cli) -> None:
+    """A box with three numbers is a broken plan (build refuses it), not an older one.
+
+    The check counted its one entry and told the user to delete the crops 2-4 of both
+    fields of view, which the plan's author meant to keep.
+    """
+    plan = sample_tree / T / "crops.json"
+    plan.write_text('{"boxes": [[0, 0, 128]]}\n')
+    code, out, _ = run_cli("check", sample_tree, "--json", "--fast")
+    assert [f for f in json.loads(out)["findings"] if f["code"] == "stale-crop"] == []
+    code, _, err = run_cli("build", sample_tree, "--no-check")
+    assert code != 0 and "crops.json" in err

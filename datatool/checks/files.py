@@ -130,4 +130,9 @@ def _plan_box_count(path: Path) -> int | None:
     except (OSError, ValueError, RecursionError):
         return None
     boxes = data.get("boxes") if isinstance(data, dict) else None
-    return len(boxes) if isinstance(boxes, list) else None
+    if not isinstance(boxes, list) or not all(
+        isinstance(box, list) and len(box) == 4 for box in boxes
+    ):
+        # A malformed plan says nothing about which crops it made (build refuses it).
+        return None
+    return len(boxes)

@@ -55,7 +55,7 @@ def infer(
     written = infer_files(
         checkpoint, images, out, resolution=resolution, device=device,
         batch_size=batch_size, remove_border=remove_border, amp=amp,
-        precision=precision.value, on_precision=typer.echo,
+        precision=precision.value, on_precision=_say,
     )  # fmt: skip
     for item in written:
         typer.echo(f"{item.path.name}: {item.fit.describe()}")
@@ -122,7 +122,7 @@ def evaluate(
         result, paths = sweep.evaluate(
             checkpoints, pairs, out, options, overlay_epochs=epochs,
             on_start=progress.start, on_progress=progress.advance, scheduler=scheduler,
-            on_precision=typer.echo,
+            on_precision=_say,
         )  # fmt: skip
     _render(result, paths)
     raise typer.Exit(0)
@@ -242,6 +242,13 @@ def _options(sweep, **values):
     from datatool.cli._usage import parse_options
 
     return parse_options(sweep.SweepOptions, {"sigmas": "--sigma"}, **values)
+
+
+def _say(message: str) -> None:
+    """One message wrapped at the terminal's width (paths whole)."""
+    from datatool.cli._render import make_console, say
+
+    say(make_console(), message)
 
 
 def _writable(out: Path) -> None:

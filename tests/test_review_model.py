@@ -39,6 +39,21 @@ def _longest_wrappable(out: str) -> int:
     return max((len(line) for line in out.splitlines() if " " in line.strip()), default=0)
 
 
+def test_infer_says_the_prediction_was_resized_back_in_plain_words(
+    tmp_path, tiny_checkpoint, micrograph, run_cli
+):
+    # A square image scaled down is not padded, so nothing is cropped: the line used to
+    # read "prediction and resized back to ...".
+    code, out, err = run_cli(
+        "infer", tiny_checkpoint, micrograph[0], "--out", tmp_path / "pred",
+        "--resolution", "64", "--device", "cpu", "--precision", "fp32",
+    )  # fmt: skip
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "prediction resized back to 128x128 px" in text
+    assert "prediction and" not in text
+
+
 def test_infer_and_evaluate_lines_fit_80_columns(
     tmp_path, tiny_checkpoint, micrograph, run_cli, monkeypatch
 ):

@@ -172,8 +172,10 @@ class Fit:
             steps.append(f"padded by reflection to {self.side}x{self.side} px")
         if not steps:
             return f"{width}x{height} px, predicted at its own size"
-        back = "; prediction cropped" if (h, w) != (self.side, self.side) else "; prediction"
-        back += f" and resized back to {width}x{height} px" if (h, w) != (inner_h, inner_w) else ""
+        undo = ["cropped"] if (h, w) != (self.side, self.side) else []
+        if (h, w) != (inner_h, inner_w):
+            undo.append(f"resized back to {width}x{height} px")
+        back = "; prediction " + (" and ".join(undo) or "placed back")
         strip = ", 0 over the strip" if self.border.total else ""
         return f"{width}x{height} px: " + ", ".join(steps) + back + strip
 

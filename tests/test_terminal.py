@@ -139,3 +139,22 @@ def test_python_m_datatool_help() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "Usage: datatool" in done.stdout and "check" in done.stdout
+
+
+def test_a_misregistered_tracing_is_listed_before_the_labels_it_explains() -> None:
+    from datatool.cli._render import group_findings
+    from datatool.findings import Finding, Severity
+
+    def finding(code: str, path: str) -> Finding:
+        return Finding(
+            severity=Severity.error, code=code, check="c", path=path, message=code, related=[]
+        )
+
+    folder = "training/0101_training/aligned"
+    findings = [
+        finding("wrong-pairing", f"{folder}/label/0101_1_4.png"),
+        finding("misaligned", f"{folder}/label/0101_1_2.png"),
+        finding("misregistered", f"{folder}/0101_trace.png"),
+    ]
+    ((_, items),) = group_findings(findings)
+    assert [f.code for _, f in items] == ["misregistered", "wrong-pairing", "misaligned"]

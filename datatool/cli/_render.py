@@ -32,7 +32,15 @@ _GAP = "  "
 # Codes in cause-before-consequence order: a file that cannot be read, or a
 # missing tracing, explains the findings further down the same sample.
 CAUSE_ORDER = (
+    "no-pairs",
+    "unreadable-folder",
+    "outside-link",
+    "unsafe-name",
+    "not-regular-file",
+    "too-large",
     "unreadable",
+    "bad-values",
+    "ambiguous-alpha",
     "missing-aligned",
     "missing-tracing",
     "ambiguous-name",
@@ -48,6 +56,12 @@ CAUSE_ORDER = (
     "empty-label",
     "line-width",
     "resized",
+    # A tracing that is not on its micrograph (or is not a tracing) explains the
+    # labels that cannot be found or sit off their image's box.
+    "swapped",
+    "not-a-tracing",
+    "not-a-micrograph",
+    "misregistered",
     "manifest-mismatch",
     "not-found",
     "wrong-pairing",

@@ -385,7 +385,7 @@ def _hash(candidate: _Candidate) -> None:
         image_path = candidate.source_root / entry.image
         label_path = candidate.source_root / entry.label
         candidate.image_content = content_sha256(io.read_image(image_path))
-        candidate.label_content = content_sha256(io.read_image(label_path))
+        candidate.label_content = content_sha256(io.read_image(label_path, role="label"))
         candidate.image_sha256 = io.sha256_file(image_path)
         candidate.label_sha256 = io.sha256_file(label_path)
     except ImageReadError as exc:

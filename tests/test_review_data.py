@@ -81,3 +81,37 @@ def test_a_malformed_plan_does_not_call_the_crops_stale(sample_tree: Path, run_c
     assert [f for f in json.loads(out)["findings"] if f["code"] == "stale-crop"] == []
     code, _, err = run_cli("build", sample_tree, "--no-check")
     assert code != 0 and "crops.json" in err
+
+
+def test_merge_compares_labels_as_drawn_so_an_alpha_drawn_copy_is_a_duplicate(
+    tmp_path: Path,
+) -> None:
+    """A label exported with its lines only in the alpha channel is the same truth, not another."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from datatool.merge import MergeOptions, Source, merge
+    from tests.conftest import FIXTURE_TREE
+
+    (image,) = FIXTURE_TREE.glob("*/*/aligned/image/0102_2_2.png")
+    (label,) = FIXTURE_TREE.glob("*/*/aligned/label/0102_2_2.png")
+    plain, alpha = tmp_path / "plain", tmp_path / "alpha"
+    for folder in (plain, alpha):
+        (folder / "image").mkdir(parents=True)
+        (folder / "label").mkdir()
+        shutil.copyfile(image, folder / "image" / "x.png")
+    shutil.copyfile(label, plain / "label" / "x.png")
+    lines = np.asarray(Image.open(label).convert("L"))
+    rgba = np.zeros((*lines.shape, 4), np.uint8)
+    rgba[..., 3] = lines  # black everywhere, the drawing only in alpha
+    Image.fromarray(rgba, "RGBA").save(alpha / "label" / "x.png")
+
+    result = merge(
+        [Source(plain, "plain"), Source(alpha, "alpha")],
+        tmp_path / "out",
+        MergeOptions(name="out", allow_errors=True),
+    )
+    assert result.manifest.conflicts == []
+    assert result.run_counts["alpha"].deduplicated == 1

@@ -115,3 +115,12 @@ def test_merge_compares_labels_as_drawn_so_an_alpha_drawn_copy_is_a_duplicate(
     )
     assert result.manifest.conflicts == []
     assert result.run_counts["alpha"].deduplicated == 1
+
+
+def test_plan_preview_must_be_named_png(run_cli, sample_tree: Path, tmp_path: Path) -> None:
+    code, _, err = run_cli(
+        "plan", sample_tree, "--sample", "0101", "--preview", tmp_path / "plan.jpg"
+    )
+    assert code == 2
+    assert "plan.jpg" in err and "*.png" in err
+    assert not (tmp_path / "plan.jpg").exists()

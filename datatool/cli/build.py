@@ -166,6 +166,8 @@ def plan_command(
         raise UsageError(f"--size {size!r}: expected auto or a whole number of px, 32 to 8192")
     writable_output(out, "--out")
     writable_output(preview, "--preview")
+    if preview is not None and preview.suffix.lower() != ".png":
+        raise UsageError(f"--preview {preview}: the preview is a PNG picture; name it *.png")
     if criterion not in CRITERIA:
         raise UsageError(f"--criterion {criterion!r}: expected one of {', '.join(CRITERIA)}")
     proposal = plan_sample(

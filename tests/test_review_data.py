@@ -124,3 +124,19 @@ def test_plan_preview_must_be_named_png(run_cli, sample_tree: Path, tmp_path: Pa
     assert code == 2
     assert "plan.jpg" in err and "*.png" in err
     assert not (tmp_path / "plan.jpg").exists()
+
+
+def test_grains_measures_the_good_files_and_names_the_bad_one(run_cli, tmp_path: Path) -> None:
+    from tests.conftest import FIXTURE_TREE
+
+    (tracing,) = FIXTURE_TREE.glob("training/0101_training/aligned/0101_trace.png")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    code, out, err = run_cli("grains", broken, tracing, "--json")
+    assert code == 1
+    assert "broken.png" in err
+    import json
+
+    measured = json.loads(out)
+    assert [m["file"] for m in measured] == [str(tracing)]
+    assert measured[0]["grains"] > 0

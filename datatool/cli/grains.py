@@ -28,7 +28,7 @@ def grains_command(
 ) -> None:
     """Count the complete grains of tracings and measure their sizes (see README, Grains)."""
     from datatool import grains, io
-    from datatool.errors import UsageError
+    from datatool.errors import DatatoolError, UsageError
 
     size_um = None
     if pixel_size is not None:
@@ -36,9 +36,14 @@ def grains_command(
             size_um = grains.parse_pixel_size(pixel_size)
         except ValueError as exc:
             raise UsageError(f"--pixel-size: {exc}") from None
-    results = []
+    results, failed = [], []
     for path in tracings:
-        stats, gmap = grains.measure_file(str(path), size_um)
+        try:
+            stats, gmap = grains.measure_file(str(path), size_um)
+        except DatatoolError as exc:
+            # One bad file does not hide the others: say it, measure the rest, exit 1.
+            failed.append(str(exc))
+            continue
         results.append(stats)
         if labels_out is not None:
             if gmap.regions > 65535:
@@ -49,9 +54,11 @@ def grains_command(
         import json
 
         typer.echo(json.dumps([r.model_dump(mode="json") for r in results], indent=2))
-    else:
+    elif results:
         _render(results, labels_out)
-    raise typer.Exit(0)
+    for message in failed:
+        typer.echo(f"datatool: error: {message}", err=True)
+    raise typer.Exit(1 if failed else 0)
 
 
 def _picture(gmap) -> object:  # noqa: ANN001 - GrainMap

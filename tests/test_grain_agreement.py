@@ -225,3 +225,16 @@ def test_mean_agreement_sums_counts_and_averages_the_rest(truth) -> None:
     assert mean.centroid_f1 == pytest.approx(0.5)
     assert mean.disregistry == good.disregistry  # the blank one has none: left out
     assert mean_agreement([None]) is None
+
+
+def test_a_precomputed_truth_map_gives_the_same_agreement() -> None:
+    from datatool.grains import grain_map
+    from datatool.metrics.grains import grain_agreement
+
+    truth = np.zeros((96, 96), bool)
+    truth[::16, :] = True
+    truth[:, ::16] = True
+    pred = np.roll(truth, 1, axis=0).astype(np.float32)
+    assert grain_agreement(pred, truth, grain_map(truth)) == grain_agreement(pred, truth)
+    with pytest.raises(ValueError, match="true_map"):
+        grain_agreement(pred, truth, grain_map(truth[:48]))

@@ -178,6 +178,12 @@ def score_files(
                 f"{image_path}: micrograph is {micrograph.shape[1]}x{micrograph.shape[0]} px "
                 f"but the label {truth_path} is {truth.shape[1]}x{truth.shape[0]} px"
             )
+    true_map = None
+    if grains:
+        from datatool.grains import grain_map
+        from datatool.metrics.grains import grain_agreement
+
+        true_map = grain_map(truth)  # once for every prediction scored against it
     results = []
     for path in prediction_paths:
         pred = io.read_grey_float(path, max_pixels=max_pixels)
@@ -188,9 +194,7 @@ def score_files(
             )
         row = score(pred, truth, params)
         if grains:
-            from datatool.metrics.grains import grain_agreement
-
-            row.grains = grain_agreement(pred, truth)
+            row.grains = grain_agreement(pred, truth, true_map)
         notes = truth_notes + prediction_notes(pred, Path(path).name)
         results.append(
             ScoredPrediction(**dict(row), prediction=str(path), truth=str(truth_path), notes=notes)

@@ -126,7 +126,9 @@ def mean_nearest_neighbour(centroids: np.ndarray) -> float | None:
     return float(distances[:, 1].mean())
 
 
-def grain_agreement(pred: np.ndarray, truth: np.ndarray) -> GrainAgreement:
+def grain_agreement(
+    pred: np.ndarray, truth: np.ndarray, true_map: grain_defs.GrainMap | None = None
+) -> GrainAgreement:
     """Grain agreement of a prediction with its truth (see the module docstring).
 
     Parameters
@@ -135,6 +137,9 @@ def grain_agreement(pred: np.ndarray, truth: np.ndarray) -> GrainAgreement:
         The network's output; binarized at :data:`PREDICTION_THRESHOLD`.
     truth : (H, W) bool ndarray
         The label, True on the lines.
+    true_map : GrainMap, optional
+        ``grain_map(truth)`` when the caller scores several predictions against
+        one truth and has it already.
 
     Returns
     -------
@@ -147,7 +152,10 @@ def grain_agreement(pred: np.ndarray, truth: np.ndarray) -> GrainAgreement:
         raise ValueError(
             f"pred and truth must be (H, W) of one shape, got {pred.shape} and {truth.shape}"
         )
-    true_map = grain_defs.grain_map(truth.astype(bool))
+    if true_map is None:
+        true_map = grain_defs.grain_map(truth.astype(bool))
+    elif true_map.labels.shape != truth.shape:
+        raise ValueError(f"true_map is {true_map.labels.shape}, truth {truth.shape}")
     pred_map = grain_defs.grain_map(pred > PREDICTION_THRESHOLD)
     n_true, n_pred = true_map.count, pred_map.count
     count_error = (n_pred - n_true) / n_true if n_true else None

@@ -154,7 +154,10 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     return path
 
 
-def test_infer_keeps_the_aspect_and_writes_at_the_inputs_size(tmp_path, tiny_checkpoint, run_cli):
+def test_infer_keeps_the_aspect_and_writes_at_the_inputs_size(
+    tmp_path, tiny_checkpoint, run_cli, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "80")
     sample = synth.make_sample(11, (576, 800), 40.0, 1, strip=24)  # an 800x600 micrograph
     image = tmp_path / "0417_1.png"
     io.write_png(image, sample.originals[0])
@@ -165,8 +168,10 @@ def test_infer_keeps_the_aspect_and_writes_at_the_inputs_size(tmp_path, tiny_che
     assert code == 0, err
     prediction = io.read_grey(tmp_path / "pred" / "predict_0417_1.png")
     assert prediction.shape == (600, 800)
-    assert "800x600 px" in out and "aspect ratio kept" in out and "64x48" in out
-    assert "resized back to 800x600" in out
+    said = " ".join(out.split())  # the lines are wrapped to the terminal
+    assert "800x600 px" in said and "aspect ratio kept" in said and "64x48" in said
+    assert "resized back to 800x600" in said
+    assert all(len(line) <= 80 for line in out.splitlines())
     code, out, _ = run_cli(
         "infer", tiny_checkpoint, image, "--out", tmp_path / "strip",
         "--resolution", "64", "--device", "cpu", "--remove-border",

@@ -57,9 +57,12 @@ def infer(
         batch_size=batch_size, remove_border=remove_border, amp=amp,
         precision=precision.value, on_precision=_say,
     )  # fmt: skip
+    from datatool.cli._render import make_console, say
+
+    console = make_console()
     for item in written:
-        typer.echo(f"{item.path.name}: {item.fit.describe()}")
-    typer.echo(f"wrote {len(written)} prediction(s) to {out}, each at its image's own size")
+        say(console, f"{item.path.name}: {item.fit.describe()}", hang="  ")
+    say(console, f"wrote {len(written)} prediction(s) to {out}, each at its image's own size")
     raise typer.Exit(0)
 
 

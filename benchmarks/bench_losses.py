@@ -11,14 +11,14 @@ agree before printing the ratio.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import numpy as np
+from _timing import best_of
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from datatool.metrics import losses
+from datatool.metrics.results import score
 
 
 def voronoi_tracing(size: int, grains: int, seed: int) -> np.ndarray:
@@ -95,16 +95,6 @@ def direct_tolerance_prf(pred: np.ndarray, truth: np.ndarray, tolerance: float) 
 # --------------------------------------------------------------------------- timing
 
 
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm caches and lazy imports
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024)
@@ -136,7 +126,10 @@ def main() -> None:
         difference = float(np.max(np.abs(np.subtract(fast(), direct()))))
         if difference > 1e-9:
             raise SystemExit(f"{name}: fast and direct disagree by {difference:.3g}")
-        t_fast, t_direct = best_time(fast, args.repeat), best_time(direct, args.repeat)
+        t_fast, t_direct = (
+            best_of(args.repeat, fast, warm_up=True),
+            best_of(args.repeat, direct, warm_up=True),
+        )
         print(
             f"{name:<26}{t_fast * 1e3:>10.1f}{t_direct * 1e3:>12.1f}"
             f"{t_direct / t_fast:>9.1f}x{difference:>12.1e}"
@@ -144,10 +137,10 @@ def main() -> None:
     others = [
         ("BCE", lambda: losses.bce(pred, truth)),
         ("P/R/F1 one-to-one t=2", lambda: losses.tolerance_prf(pred, truth, 2.0, "one-to-one")),
-        ("score() all metrics", lambda: losses.score(pred, truth)),
+        ("score() all metrics", lambda: score(pred, truth)),
     ]
     for name, fn in others:
-        print(f"{name:<26}{best_time(fn, args.repeat) * 1e3:>10.1f}")
+        print(f"{name:<26}{best_of(args.repeat, fn, warm_up=True) * 1e3:>10.1f}")
     try:
         import torch
 
@@ -168,7 +161,7 @@ def main() -> None:
                     torch.cuda.synchronize()
 
             label = f"torch {name} ({device})"
-            print(f"{label:<26}{best_time(run_once, args.repeat) * 1e3:>10.1f}")
+            print(f"{label:<26}{best_of(args.repeat, run_once, warm_up=True) * 1e3:>10.1f}")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import numpy as np
 import torch
+from _timing import best_of
 
 from datatool.synth import make_sample
 from datatool.torch.losses import TolerantBCELoss
@@ -48,15 +48,6 @@ def direct_tolerant_bce(pred: torch.Tensor, truth: torch.Tensor, sigma=3.0, kern
     miss = -(miss_log * line).sum(dims) / line.sum(dims).clamp_min(1)
     false = -(false_log * ~line).sum(dims) / (~line).sum(dims).clamp_min(1)
     return ((miss + false) / 2).mean()
-
-
-def best_of(repeat: int, func) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def batch(count: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from datatool import io, layout, synth
+from datatool import io, labels, layout, synth
 from datatool.checks.registration import (
     MAX_SHIFT,
     evidence_maps,
@@ -219,6 +219,40 @@ def test_shifted_sem_segmentation_is_an_error(tmp_path: Path, shift, axis) -> No
     assert [(f.code, f.path) for f in found] == [("misregistered", TRACE)]
     moved = found[0].measured[axis]
     assert np.sign(moved) == -np.sign(shift[axis]) and abs(moved) > 4
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (2, -1), (8, 0), (0, -10)])
+def test_a_window_gives_the_whole_images_verdict(monkeypatch, shift) -> None:
+    """Larger micrographs are registered in a window: same offsets, same verdict."""
+    from datatool.checks import registration
+
+    micrograph, tracing = optical_steel(1, shift=shift)
+    whole = register_tracing(tracing[:-STRIP], micrograph[:-STRIP])
+    monkeypatch.setattr(registration, "WINDOW", 176)  # the images are 232 x 296 px
+    windowed = register_tracing(tracing[:-STRIP], micrograph[:-STRIP])
+    assert windowed.far == whole.far and windowed.clearly_better == whole.clearly_better
+    assert windowed.strength > 0.5
+    axis = 0 if shift[0] else 1
+    if shift[axis] and abs(shift[axis]) > 4:  # moved back: opposite sign, beyond a line's width
+        assert np.sign(windowed.edge[axis]) == -np.sign(shift[axis])
+        assert abs(windowed.edge[axis]) > 4
+    else:
+        assert not windowed.far
+
+
+def test_the_window_is_where_the_tracing_is(tmp_path: Path, monkeypatch) -> None:
+    """A tracing drawn on part of the micrograph is measured there, and its shift is seen."""
+    from datatool.checks import registration
+
+    micrograph, tracing = optical_steel(1, shift=(8, 0))
+    partial = tracing.copy()
+    partial[: SIZE[0], 120:] = 255  # only the left 120 px are traced
+    monkeypatch.setattr(registration, "WINDOW", 112)
+    rows, cols = registration.line_window(labels.line_mask(partial[:-STRIP]))
+    assert cols == slice(0, 112)
+    found = _registration(_check(write_sample(tmp_path, [micrograph], partial)))
+    assert [f.code for f in found] == ["misregistered"]
+    assert found[0].measured[0] <= -5
 
 
 @pytest.mark.parametrize("shift", [(3, 0), (-2, 3), (4, -4)])

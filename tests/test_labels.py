@@ -22,6 +22,24 @@ def test_estimate_line_width_of_dilated_skeleton(width: int) -> None:
     assert labels.estimate_line_width(mask) == pytest.approx(width, abs=0.5)
 
 
+def test_estimate_line_width_equals_the_full_radius_search() -> None:
+    """The near-first search gives the estimate of the full 8 px search, thin or thick."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(3)
+    for trial in range(120):
+        mask = rng.random((48, 64)) < 0.02
+        mask = ndi.binary_dilation(mask, iterations=int(rng.integers(1, 11)))  # blobs
+        if trial % 3 == 0:  # or a grid of lines 1-15 px wide
+            mask = labels.dilate_to_width(_grid_lines(64, 20), int(rng.integers(1, 16)))
+        centre = labels.skeleton(mask)
+        padded = np.pad(~mask, 1, constant_values=True)
+        radius = labels.WIDTH_SEARCH_RADIUS
+        squared = labels.windowed_squared_distance(padded, 2 * radius + 1)[1:-1, 1:-1][centre]
+        expected = float(2 * np.median(np.sqrt(squared.astype(float))) - 1)
+        assert labels.estimate_line_width(mask, centre) == expected
+
+
 def test_estimate_line_width_empty_is_none() -> None:
     assert labels.estimate_line_width(np.zeros((8, 8), bool)) is None
 

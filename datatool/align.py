@@ -287,6 +287,24 @@ class SearchImage:
             self._levels[factor] = _Level(block_mean(self.pixels, factor))
         return self._levels[factor]
 
+    def copy_at(self, template: np.ndarray, at: tuple[int, int]) -> Match | None:
+        """``Match`` with score 1 when ``template`` is an exact copy of the box at ``at``.
+
+        ``at`` is ``(left, top)``. None when the box leaves the image, differs
+        in any pixel, or the template is flat (a flat template fits anywhere,
+        so it proves nothing). One comparison: the cheap way to confirm a box a
+        plan records before searching for it.
+        """
+        h, w = template.shape
+        left, top = (int(v) for v in at)
+        if left < 0 or top < 0 or top + h > self.shape[0] or left + w > self.shape[1]:
+            return None
+        if float(template.max()) == float(template.min()):
+            return None
+        if not np.array_equal(self.pixels[top : top + h, left : left + w], template):
+            return None
+        return Match((left, top, w, h), 1.0)
+
     def locate_in_window(self, template: np.ndarray, near: tuple[int, int], radius: int) -> Match:
         """Best full-resolution match with its top-left within ``radius`` px of ``near``.
 

@@ -62,6 +62,34 @@ def test_clean_fixture_is_aligned_at_its_plan_boxes(tree: Path) -> None:
         assert stats.box == plan[stats.crop - 1], stats
 
 
+def test_plan_boxes_confirmed_by_pixels_spare_the_search(
+    tree: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Crops that are exact copies of their planned boxes need no search, same results."""
+    unplanned = tmp_path / "unplanned"
+    shutil.copytree(tree, unplanned)
+    for plan in unplanned.rglob("crops.json"):
+        plan.unlink()
+    searched = _check(unplanned)
+
+    def no_search(self, template, **kwargs):
+        raise AssertionError("searched although the plan's box holds the crop")
+
+    monkeypatch.setattr(align.SearchImage, "locate", no_search)
+    planned = _check(tree)
+    assert planned.ok and searched.ok
+    assert [(p.box, p.offset) for p in planned.pairs] == [(p.box, p.offset) for p in searched.pairs]
+    assert [f for f in planned.findings if f.check == "alignment"] == []
+
+
+def test_a_crop_recut_off_its_plan_box_is_found_where_it_is(tree: Path) -> None:
+    image_rel, label_rel = _recut(tree, "0101_1_3", (37, 51, 128, 128))
+    report = _check(tree)
+    assert report.ok, [f.message for f in report.errors()]
+    stats = next(s for s in report.pairs if s.image == image_rel)
+    assert stats.box == [37, 51, 128, 128] and stats.offset == [0.0, 0.0]
+
+
 @pytest.mark.parametrize("shift", [(3, 0), (0, -2), (-4, 5), (2, 2), (-9, 0), (13, -11)])
 def test_shifted_label_is_misaligned_by_exactly_its_shift(tree: Path, shift) -> None:
     image_rel, label_rel = _recut(tree, "0101_1_2", (96, 80, 128, 128), label_shift=shift)

@@ -24,6 +24,11 @@ sample's other fields of view and in other samples' originals (``not-found``,
 with what it matched instead; a match in another split is handed to the
 leakage check through ``pair.extras["found_in"]``).
 
+When the sample's ``crops.json`` plans a box for the crop and the image crop
+is an exact copy of the original there (one comparison), that box is taken
+without a search: the pixels prove it as the search would, which it spares.
+A crop re-cut elsewhere, or a lossy one, is searched for as above.
+
 When a ``kind: build`` ``manifest.json`` is at the root, pairs whose files still
 have the recorded sha256 take its boxes (fast path), except about one pair in
 eight (and crop 1 of every field of view), which is still proved by pixels and
@@ -162,6 +167,24 @@ class _SampleSearch:
         self._originals: dict[int, align.SearchImage | None] = {}
         self._tracings: dict[int, align.SearchImage | None] = {}
         self._layout: DatasetLayout | None = None
+        self._planned: list[tuple[int, int]] | None = None
+
+    def planned(self, crop: int | None) -> list[tuple[int, int]]:
+        """Where the sample's ``crops.json`` puts crop ``crop``: ``(left, top)`` candidates.
+
+        The plan's boxes are in the coordinates of the originals without their
+        strip, so a strip at the top or left adds a second candidate. Empty
+        without a readable plan or a box for that crop: the plan is only a
+        hint, confirmed by pixels (a broken plan is the stale-crops check's).
+        """
+        if self._planned is None:
+            self._planned = _plan_corners(self.sample)
+        if crop is None or not 1 <= crop <= len(self._planned):
+            return []
+        left, top = self._planned[crop - 1]
+        border = self.sample.border()
+        shifted = (left + border.left, top + border.top)
+        return [(left, top)] if shifted == (left, top) else [(left, top), shifted]
 
     def original(self, fov: int) -> align.SearchImage | None:
         if fov not in self._originals:
@@ -211,6 +234,17 @@ class _SampleSearch:
                     yield other, rel, found
 
 
+def _plan_corners(sample: SampleData) -> list[tuple[int, int]]:
+    """``(left, top)`` of each box of the sample's crop plan; [] when absent or malformed."""
+    if sample.entry.plan is None:
+        return []
+    try:
+        boxes = json.loads((sample.root / sample.entry.plan).read_text())["boxes"]
+        return [(int(box[0]), int(box[1])) for box in boxes]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return []
+
+
 def _fits(search: align.SearchImage, template: np.ndarray) -> bool:
     return template.shape[0] <= search.shape[0] and template.shape[1] <= search.shape[1]
 
@@ -245,6 +279,10 @@ def locate_image(
     crop = pair.image.pixels
     own_rel = ctx.sample.entry.originals[fov]
     best = align.Match((0, 0, crop.shape[1], crop.shape[0]), -1.0)
+    for corner in ctx.planned(entry.crop):  # the plan's box, when these pixels confirm it
+        confirmed = own.copy_at(crop, corner)
+        if confirmed is not None:
+            return Located(confirmed, own_rel), [], None
     if _fits(own, crop):
         best = own.locate(crop)
         if best.score >= IMAGE_MIN_SCORE:

@@ -86,18 +86,19 @@ def detect_border(grey: np.ndarray, max_fraction: float = 0.25) -> Border:
     """
     if grey.ndim != 2:
         raise ValueError(f"grey must be (H, W), got shape {grey.shape}")
-    rows, cols = _band_lines(grey), _band_lines(grey.T)
     limit_r, limit_c = int(grey.shape[0] * max_fraction), int(grey.shape[1] * max_fraction)
 
-    def side(flags: np.ndarray, limit: int) -> int:
-        run = _run_from_end(flags)
+    def side(lines: np.ndarray, limit: int) -> int:
+        # Only the rows within reach of the limit matter (a run past it is no strip, and
+        # a run is cut by a gap of 3 rows), so the middle of the image is never looked at.
+        run = _run_from_end(_band_lines(lines[-(limit + 3) :]))
         return run if 0 < run <= limit else 0
 
     return Border(
-        top=side(rows[::-1], limit_r),
-        bottom=side(rows, limit_r),
-        left=side(cols[::-1], limit_c),
-        right=side(cols, limit_c),
+        top=side(grey[::-1], limit_r),
+        bottom=side(grey, limit_r),
+        left=side(grey.T[::-1], limit_c),
+        right=side(grey.T, limit_c),
     )
 
 

@@ -112,6 +112,20 @@ def test_detect_border_finds_the_scale_bar_strip() -> None:
     assert crop.detect_border(sample.originals[0][:200]) == crop.Border()
 
 
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [(50, crop.Border(top=50)), (51, crop.Border()), (10, crop.Border(top=10))],
+)
+def test_detect_border_limits_a_strip_to_a_quarter_of_the_side(rows, expected) -> None:
+    """A flat run longer than a quarter of the image is not a strip; a text line is bridged."""
+    image = np.random.default_rng(0).integers(30, 220, (200, 120)).astype(np.uint8)
+    image[:rows] = 0
+    image[rows // 2] = image[-1]  # a row of text inside the strip looks like micrograph
+    assert crop.detect_border(image) == expected
+    assert crop.detect_border(image.T) == crop.Border(left=expected.top)
+    assert crop.detect_border(np.zeros((40, 40), np.uint8)) == crop.Border()
+
+
 def test_cut_refuses_boxes_outside() -> None:
     image = np.zeros((10, 20))
     assert crop.cut(image, (2, 3, 5, 4)).shape == (4, 5)

@@ -24,6 +24,7 @@ from datatool.checks import (
     checks_for,
     decode_file,
     once_per_run,
+    share_label_measures,
 )
 from datatool.findings import Finding, PairStats, Report
 from datatool.layout import DatasetLayout, PairEntry, SampleEntry, scan
@@ -71,6 +72,7 @@ def check_unit(
     root_path = Path(root)
     findings: list[Finding] = []
     datas = [_pair_data(root_path, entry, findings, options.max_pixels) for entry in pairs]
+    share_label_measures(datas)
     for data in datas:
         for check in checks_for("pair", options):
             findings.extend(check.func(data, options))

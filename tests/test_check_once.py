@@ -1,4 +1,4 @@
-"""The check decodes each file once and thins each label once per run."""
+"""The check decodes each file once and thins each distinct label once per run."""
 
 from __future__ import annotations
 
@@ -33,12 +33,38 @@ def test_every_file_is_decoded_once(sample_tree, monkeypatch):
     assert max(decodes.values()) == 1
 
 
-def test_each_label_is_thinned_once(sample_tree, monkeypatch):
+def _distinct_labels(root) -> int:
+    """Labels with different pixels (one box of a tracing, cut for 2 fields of view, is one)."""
+    layout = scan(root)
+    return len({io.read_image(root / p.label).pixels.tobytes() for p in layout.pairs})
+
+
+def test_each_distinct_label_is_thinned_once(sample_tree, monkeypatch):
+    distinct = _distinct_labels(sample_tree)
+    assert distinct < len(scan(sample_tree).pairs)  # the fixture cuts each box per field of view
     thinned = _count_calls(monkeypatch, labels, "skeleton")
     monkeypatch.setattr(labels, "_thin", labels.skeleton)  # the alias grain_map calls
     report = run_check(sample_tree, CheckOptions(workers=1, alignment=False))
     assert report.ok
-    assert sum(thinned.values()) == len(scan(sample_tree).pairs)
+    assert sum(thinned.values()) == distinct
+
+
+def test_labels_with_the_same_pixels_each_get_their_findings(sample_tree):
+    """Measured once, reported per file; a label edited in one field of view is its own."""
+    twins = [p.label for p in scan(sample_tree).pairs if p.sample_id == "0101" and p.crop == 1]
+    pixels = [io.read_image(sample_tree / rel).pixels for rel in twins]
+    assert len(twins) == 2 and (pixels[0] == pixels[1]).all()
+    for rel in twins:
+        io.write_png(sample_tree / rel, 255 - pixels[0])  # both inverted
+    third = next(p.label for p in scan(sample_tree).pairs if p.sample_id == "0101" and p.crop == 2)
+    edited = io.read_image(sample_tree / third).pixels.copy()
+    edited[:, :40] = 0  # a third of the lines erased in one field of view only
+    io.write_png(sample_tree / third, edited)
+    report = run_check(sample_tree, CheckOptions(workers=1, alignment=False))
+    inverted = sorted(f.path for f in report.findings if f.code == "inverted")
+    assert inverted == sorted(twins)
+    grains = {s.label: s.grains for s in report.pairs if s.sample == "0101" and s.crop == 2}
+    assert len(set(grains.values())) == 2, grains  # the edited label was measured on its own
 
 
 def test_each_tracing_is_thinned_once_in_the_full_check(sample_tree, monkeypatch):
@@ -49,6 +75,6 @@ def test_each_tracing_is_thinned_once_in_the_full_check(sample_tree, monkeypatch
     layout = scan(sample_tree)
     assert report.ok
     assert any(len(s.originals) > 1 for s in layout.samples)  # several fields of view per tracing
-    assert sum(thinned.values()) == len(layout.pairs) + sum(
+    assert sum(thinned.values()) == _distinct_labels(sample_tree) + sum(
         s.tracing is not None for s in layout.samples
     )

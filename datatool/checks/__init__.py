@@ -17,6 +17,7 @@ original is decoded once. What a pair check wants to hand to a dataset check
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from datatool import io, labels
+from datatool import grains, io, labels
 from datatool.crop import Border, detect_border, strip_border
 from datatool.errors import ImageReadError
 from datatool.findings import Finding, PairStats, Severity
@@ -127,11 +128,68 @@ _UNMEASURED = object()
 
 
 @dataclass
+class LabelMeasures:
+    """What the checks measure on a label's pixels, each measured once, on first use.
+
+    Labels with identical pixels (the same box of one tracing cut for several
+    fields of view) share one instance, so a run measures each distinct label
+    once; the findings are still made, and reported, per file.
+    """
+
+    pixels: np.ndarray
+    _mask: np.ndarray | None = field(default=None, repr=False)
+    _skeleton: np.ndarray | None = field(default=None, repr=False)
+    _line_width: float | None | object = field(default=_UNMEASURED, repr=False)
+    _grains: grains.GrainMap | None = field(default=None, repr=False)
+    _open_ends: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """``(H, W)`` bool: the label's lines (:func:`~datatool.labels.label_lines`)."""
+        if self._mask is None:
+            self._mask = labels.label_lines(self.pixels)
+        return self._mask
+
+    @property
+    def skeleton(self) -> np.ndarray:
+        """``(H, W)`` bool: :func:`~datatool.labels.skeleton` of :attr:`mask`, thinned once."""
+        if self._skeleton is None:
+            self._skeleton = labels.skeleton(self.mask)
+        return self._skeleton
+
+    @property
+    def line_width(self) -> float | None:
+        """Stroke width of the lines in px; None when empty or mostly white (inverted)."""
+        if self._line_width is _UNMEASURED:
+            usable = self.mask.any() and not labels.is_inverted(self.pixels)
+            self._line_width = (
+                labels.estimate_line_width(self.mask, self.skeleton) if usable else None
+            )
+        return self._line_width  # type: ignore[return-value]
+
+    @property
+    def grains(self) -> grains.GrainMap:
+        """:func:`~datatool.grains.grain_map` of the lines, on :attr:`skeleton`."""
+        if self._grains is None:
+            self._grains = grains.grain_map(self.mask, skeleton=self.skeleton)
+        return self._grains
+
+    @property
+    def open_ends(self) -> np.ndarray:
+        """``(n, 2)`` open line ends away from the edge (:func:`~datatool.grains.open_ends`)."""
+        if self._open_ends is None:
+            self._open_ends = grains.open_ends(self.skeleton)
+        return self._open_ends
+
+
+@dataclass
 class PairData:
     """One pair as the pair and sample checks see it: decoded once, per worker.
 
     ``image`` / ``label`` are ``None`` when the file is missing or unreadable
-    (the engine has already reported that).
+    (the engine has already reported that). ``measures`` holds what is
+    measured on the label, shared with other pairs whose labels have the same
+    pixels (see :func:`share_label_measures`).
     """
 
     entry: PairEntry
@@ -139,22 +197,16 @@ class PairData:
     label: io.DecodedImage | None
     stats: PairStats
     extras: dict[str, Any] = field(default_factory=dict)
-    _mask: np.ndarray | None = None
-    _skeleton: np.ndarray | None = field(default=None, repr=False)
-    _line_width: float | None | object = field(default=None, repr=False)
+    measures: LabelMeasures | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self._line_width = _UNMEASURED
+        if self.measures is None and self.label is not None:
+            self.measures = LabelMeasures(self.label.pixels)
 
     @property
     def label_mask(self) -> np.ndarray | None:
         """``(H, W)`` bool: the label's lines (:func:`~datatool.labels.label_lines`), or None."""
-        if self.label is None:
-            return None
-        if self._mask is None:
-            pixels = self.label.pixels
-            self._mask = labels.label_lines(pixels)
-        return self._mask
+        return None if self.measures is None else self.measures.mask
 
     @property
     def label_skeleton(self) -> np.ndarray | None:
@@ -163,12 +215,7 @@ class PairData:
         Every measure of a pair that needs the skeleton (line width, grains)
         takes this one; None without a label.
         """
-        mask = self.label_mask
-        if mask is None:
-            return None
-        if self._skeleton is None:
-            self._skeleton = labels.skeleton(mask)
-        return self._skeleton
+        return None if self.measures is None else self.measures.skeleton
 
     @property
     def line_width(self) -> float | None:
@@ -177,13 +224,23 @@ class PairData:
         None without a label, for an empty label, or for one that is mostly
         white (an inverted label, whose "width" would be the background's).
         """
-        if self._line_width is _UNMEASURED:
-            mask = self.label_mask
-            usable = mask is not None and mask.any() and not labels.is_inverted(self.label.pixels)
-            self._line_width = (
-                labels.estimate_line_width(mask, self.label_skeleton) if usable else None
-            )
-        return self._line_width
+        return None if self.measures is None else self.measures.line_width
+
+
+def share_label_measures(pairs: list[PairData]) -> None:
+    """Give pairs whose labels have identical pixels one :class:`LabelMeasures`.
+
+    The same box of one tracing, cut for each field of view, gives the same
+    label; its skeleton, width and grains are then measured once.
+    """
+    seen: dict[tuple, LabelMeasures] = {}
+    for pair in pairs:
+        if pair.label is None or pair.measures is None:
+            continue
+        pixels = pair.label.pixels
+        digest = hashlib.blake2b(np.ascontiguousarray(pixels).tobytes(), digest_size=16)
+        key = (pixels.shape, pixels.dtype.str, digest.digest())
+        pair.measures = seen.setdefault(key, pair.measures)
 
 
 @dataclass

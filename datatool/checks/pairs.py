@@ -102,7 +102,7 @@ def _grain_findings(
     pair: PairData, options: CheckOptions, mask: np.ndarray, rel: str
 ) -> Iterator[Finding]:
     """Complete grains as :mod:`datatool.grains` defines them; open ends by position."""
-    gmap = grains.grain_map(mask, skeleton=pair.label_skeleton)  # thinned once per label
+    gmap = pair.measures.grains  # measured once per distinct label
     pair.stats.grains = gmap.count
     pair.stats.untraced_fraction = round(grains.untraced_share(gmap), 4)
     if gmap.count < options.min_grains:
@@ -116,7 +116,7 @@ def _grain_findings(
             measured=gmap.count,
             expected=options.min_grains,
         )
-    ends = grains.open_ends(gmap.skeleton)
+    ends = pair.measures.open_ends
     if len(ends) >= grains.MANY_OPEN_ENDS:
         shown = ", ".join(f"({x}, {y})" for y, x in ends[:5])
         more = f" and {len(ends) - 5} more" if len(ends) > 5 else ""

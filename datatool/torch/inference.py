@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -596,9 +599,12 @@ def infer_files(
 
     Each image is predicted at the network's side with its aspect ratio kept
     (:func:`fit_to_network`) and its prediction is written at the image's own
-    size (:func:`fit_back`), so that it lies on the micrograph. Batches are
-    read and preprocessed in a thread one batch ahead, while the previous batch
-    runs (:func:`datatool.schedule.prefetch`).
+    size (:func:`fit_back`), so that it lies on the micrograph. One helper
+    thread keeps everything but the forward pass off the critical path: it
+    reads and fits the next batch while the current one runs, and fits back,
+    encodes and writes each batch's predictions while the next one runs
+    (:func:`_pipeline`); one thread, not two, so that on a small CPU it takes
+    as little as possible from torch's threads.
 
     ``precision`` is :func:`choose_precision`'s (``datatool infer`` passes
     ``auto``; the library's default is plain float32), decided on the first
@@ -614,7 +620,7 @@ def infer_files(
     DatatoolError
         Bad checkpoint, unreadable image, or two images with the same name.
     """
-    from datatool.schedule import chunks, prefetch
+    from datatool.schedule import chunks
     from datatool.torch.checkpoints import load_unet
 
     check_resolution(resolution)
@@ -627,25 +633,68 @@ def infer_files(
             raise UsageError(f"{path}: same output name {name} as {seen[name]}; rename one")
         seen[name] = str(path)
     model = load_unet(checkpoint, select_device(device))
-    out_dir = Path(out_dir)
-    written: list[Inferred] = []
-    batches = chunks(list(zip(names, image_paths, strict=True)), batch_size)
+    targets = [Path(out_dir) / name for name in names]
+    batches = chunks(list(zip(targets, image_paths, strict=True)), batch_size)
+    form: Form | None = None
 
-    def load(batch: Sequence[tuple[str, str | os.PathLike[str]]]) -> list[tuple[np.ndarray, Fit]]:
+    def load(batch: Sequence[tuple[Path, str | os.PathLike[str]]]) -> list[tuple[np.ndarray, Fit]]:
         return [load_fitted(path, resolution, remove_border=remove_border) for _, path in batch]
 
-    form: Form | None = None
-    # Batch by batch so that memory stays at two batches of inputs, not all of them.
-    for batch, fitted in zip(batches, prefetch(batches, load), strict=True):
+    written: list[Inferred] = []
+
+    def run(batch: Sequence[tuple[Path, object]], fitted: list) -> np.ndarray:
+        nonlocal form
         squares = np.stack([square for square, _ in fitted])
-        if form is None:
+        if form is None:  # decided on the first image, once
             choice = choose_precision(model, squares[:1], precision)
             form = choice.form
             if on_precision is not None:
                 on_precision(choice.message)
-        chunk = predict(model, squares, batch_size=batch_size, amp=amp, form=form)
-        for (name, _), prob, (_, fit) in zip(batch, chunk, fitted, strict=True):
-            target = out_dir / name
+        written.extend(
+            Inferred(target, fit) for (target, _), (_, fit) in zip(batch, fitted, strict=True)
+        )
+        return predict(model, squares, batch_size=batch_size, amp=amp, form=form)
+
+    def write(batch: Sequence[tuple[Path, object]], fitted: list, probs: np.ndarray) -> None:
+        for (target, _), prob, (_, fit) in zip(batch, probs, fitted, strict=True):
             write_png(target, probability_to_uint8(fit_back(prob, fit)))
-            written.append(Inferred(target, fit))
+
+    _pipeline(batches, load, run, write)
     return written
+
+
+def _pipeline(
+    batches: Sequence[Any],
+    load: Callable[[Any], Any],
+    run: Callable[[Any, Any], Any],
+    write: Callable[[Any, Any, Any], None],
+) -> None:
+    """``write(batch, load(batch), run(batch, load(batch)))`` for each batch, in order.
+
+    ``run`` (the forward pass) runs in the calling thread; ``load`` and
+    ``write`` run in one helper thread, in the order batch 0 load, batch 1
+    load, batch 0 write, batch 2 load, batch 1 write...: the next batch is
+    loaded while the current one runs, and a batch is written while the next
+    one runs, so neither waits on the other and at most two batches of inputs
+    and two of outputs are held. An error of ``load``, ``run`` or ``write`` is
+    raised here, after the batches before it have been written.
+    """
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="infer-io") as helper:
+        upcoming = helper.submit(load, batches[0])
+        writes: deque[Future] = deque()
+        try:
+            for index, batch in enumerate(batches):
+                loaded = upcoming.result()
+                if index + 1 < len(batches):
+                    upcoming = helper.submit(load, batches[index + 1])
+                result = run(batch, loaded)
+                writes.append(helper.submit(write, batch, loaded, result))
+                while writes and writes[0].done():  # a failed write stops the run early
+                    writes.popleft().result()
+            while writes:
+                writes.popleft().result()
+        except BaseException:
+            upcoming.cancel()  # not loaded yet: not needed; earlier writes still finish
+            raise

@@ -94,3 +94,25 @@ def test_infer_files_writes_in_the_helper_thread_and_matches_batch_of_one(tmp_pa
     for a, b in zip(batched, single, strict=True):
         assert np.array_equal(np.asarray(Image.open(a.path)), np.asarray(Image.open(b.path)))
         assert Image.open(a.path).size == Image.open(images[batched.index(a)]).size
+
+
+def test_the_precision_probe_interleaves_the_forms(monkeypatch):
+    """A burst of load on a shared machine must not fall on one form's runs only."""
+    torch.manual_seed(0)
+    model = UNet(base_width=4).eval()
+    probe = np.random.default_rng(0).random((1, 32, 32), dtype=np.float32)
+    real = inference._time_form
+    order: list[str] = []
+    clock = iter([5.0, 4.0, 1.0, 3.0])  # fp32, fp32-cl, fp32, fp32-cl: each form's best counts
+
+    def timed(model, batch, form, runs=2):
+        order.append(form.name)
+        return next(clock), real(model, batch, form, runs=1)[1]
+
+    monkeypatch.setattr(inference, "_SPEED_MEMO", {})
+    monkeypatch.setattr(inference, "bf16_native", lambda device: (False, "not native (test)"))
+    monkeypatch.setattr(inference, "_time_form", timed)
+    choice = inference.choose_precision(model, probe, "auto")
+    assert order == ["fp32", "fp32-cl", "fp32", "fp32-cl"]
+    assert choice.seconds == {"fp32": 1.0, "fp32-cl": 3.0}
+    assert choice.form is inference.FP32

@@ -4,7 +4,8 @@ Each worker fingerprints what it decodes anyway (``pair.extras["leak"]`` for an
 image crop, ``sample.extras["originals"]`` for a sample's originals): a
 64-bit difference hash (dHash) to find candidates fast, a 16x16 normalized
 thumbnail for the pixel check that confirms them, and a digest of the exact
-pixels. The dataset-level check then compares all of them:
+pixels. The dataset-level check then compares them, without testing every pair
+(:func:`close_hash_pairs`; near-linear in the number of crops):
 
 * near-identical image crops in one split: ``duplicate`` (warning);
 * near-identical crops, or the same original, in two splits, a crop cut from

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
-
 from datatool import grains, labels
 from datatool.checks import CheckOptions, PairData, finding, register
 from datatool.findings import Finding
@@ -95,12 +93,10 @@ def label_quality(pair: PairData, options: CheckOptions) -> Iterator[Finding]:
             measured=round(width, 2),
             expected=float(options.line_width),
         )
-    yield from _grain_findings(pair, options, mask, rel)
+    yield from _grain_findings(pair, options, rel)
 
 
-def _grain_findings(
-    pair: PairData, options: CheckOptions, mask: np.ndarray, rel: str
-) -> Iterator[Finding]:
+def _grain_findings(pair: PairData, options: CheckOptions, rel: str) -> Iterator[Finding]:
     """Complete grains as :mod:`datatool.grains` defines them; open ends by position."""
     gmap = pair.measures.grains  # measured once per distinct label
     pair.stats.grains = gmap.count

@@ -40,6 +40,17 @@ def test_estimate_line_width_equals_the_full_radius_search() -> None:
         assert labels.estimate_line_width(mask, centre) == expected
 
 
+def test_otsu_threshold_of_8_bit_images_is_skimages() -> None:
+    from skimage.filters import threshold_otsu
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        low, high = sorted(rng.integers(0, 256, 2))
+        grey = rng.integers(low, high + 1, tuple(rng.integers(2, 60, 2))).astype(np.uint8)
+        if grey.min() < grey.max():
+            assert labels.otsu_threshold(grey) == float(threshold_otsu(grey))
+
+
 def test_estimate_line_width_empty_is_none() -> None:
     assert labels.estimate_line_width(np.zeros((8, 8), bool)) is None
 

@@ -9,6 +9,7 @@ are collected; the verdict is decided once, in :meth:`Report.build`.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -26,7 +27,7 @@ from datatool.checks import (
     once_per_run,
     share_label_measures,
 )
-from datatool.findings import Finding, PairStats, Report
+from datatool.findings import Finding, PairStats, Report, share_fields_set
 from datatool.layout import DatasetLayout, PairEntry, SampleEntry, scan
 from datatool.schedule import Scheduler
 
@@ -119,8 +120,8 @@ def _run_units(
     options: CheckOptions,
     progress: Callable[[int, int], None] | None,
     scheduler: str | Scheduler,
-) -> Iterator[UnitResult]:
-    """Each unit's result, in unit order, streamed from wherever the units run."""
+) -> Iterator[tuple[list[PairEntry], UnitResult]]:
+    """Each unit's pairs and result, in unit order, streamed from wherever the units run."""
     units = _units(layout)
     total = len(units)
     items = ((layout.root, sample, pairs, options) for sample, pairs in units)
@@ -131,10 +132,41 @@ def _run_units(
     else:
         context = nullcontext(scheduler)
     with context as running:
-        for done, result in enumerate(running.map(_check_unit_item, items), start=1):
-            yield result
+        results = running.map(_check_unit_item, items)
+        for done, ((_, pairs), result) in enumerate(zip(units, results, strict=True), start=1):
+            yield pairs, _compact(pairs, result)
             if progress:
                 progress(done, total)
+
+
+def _compact(pairs: list[PairEntry], result: UnitResult) -> UnitResult:
+    """``result`` as the client keeps it for the rest of the run: fewer bytes per pair.
+
+    Each unpickled finding and pair's stats shares its set of explicitly set
+    fields (:func:`~datatool.findings.share_fields_set`); the stats and the
+    findings take the entry's own path, split and sample strings instead of
+    equal copies, and the findings one copy of each code and family name.
+    """
+    unit_findings, unit_pairs, _ = result
+    paths = {path: path for entry in pairs for path in (entry.image, entry.label) if path}
+    for found in unit_findings:
+        share_fields_set(found)
+        values = found.__dict__
+        values["path"] = paths.get(found.path, found.path)
+        values["code"] = sys.intern(found.code)
+        values["check"] = sys.intern(found.check)
+    for entry, (stats, _) in zip(pairs, unit_pairs, strict=True):
+        share_fields_set(stats)
+        values = stats.__dict__
+        for field, same in (
+            ("image", entry.image),
+            ("label", entry.label),
+            ("split", entry.split),
+            ("sample", entry.sample_id),
+        ):
+            if values[field] == same:
+                values[field] = same
+    return result
 
 
 def run_check(
@@ -177,7 +209,7 @@ def run_check(
     collected: list[tuple[PairStats, dict[str, Any]]] = []
     samples: dict[str, dict[str, Any]] = {}
     units = _run_units(layout, options, progress, scheduler)
-    for unit_findings, unit_pairs, sample_extras in units:
+    for _, (unit_findings, unit_pairs, sample_extras) in units:
         findings.extend(unit_findings)
         collected.extend(unit_pairs)
         if sample_extras is not None:

@@ -96,6 +96,14 @@ class PairEntry(BaseModel):
     crop: int | None = Field(default=None, description="Crop index m parsed from the name.")
 
 
+_ENTRY_FIELDS_SET = set(PairEntry.model_fields)
+"""One set of explicitly set fields for every :class:`PairEntry` of a scan, which sets them all.
+
+pydantic keeps that set per instance (728 bytes, most of an entry's memory);
+since every field is in it, an assignment never changes it, so sharing it is
+invisible."""
+
+
 class SampleEntry(BaseModel):
     """One sample folder ``<split>/<id>_<split>/aligned/`` of a tree."""
 
@@ -271,17 +279,17 @@ class _Scanner:
                     where,
                     f"crop name {stem!r} does not follow <id>_<n>_<m> with id {sample_id!r}",
                 )
-            out.append(
-                PairEntry(
-                    name=stem,
-                    image=self.rel(images[stem]) if stem in images else None,
-                    label=self.rel(labels[stem]) if stem in labels else None,
-                    split=split,
-                    sample_id=parsed[0] if parsed else sample_id,
-                    fov=parsed[1] if parsed else None,
-                    crop=parsed[2] if parsed else None,
-                )
+            entry = PairEntry(
+                name=stem,
+                image=self.rel(images[stem]) if stem in images else None,
+                label=self.rel(labels[stem]) if stem in labels else None,
+                split=split,
+                sample_id=parsed[0] if parsed else sample_id,
+                fov=parsed[1] if parsed else None,
+                crop=parsed[2] if parsed else None,
             )
+            object.__setattr__(entry, "__pydantic_fields_set__", _ENTRY_FIELDS_SET)
+            out.append(entry)
         return out
 
     def sample(self, folder: Path, split: str) -> SampleEntry | None:

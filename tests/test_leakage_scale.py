@@ -14,9 +14,11 @@ import pytest
 
 from datatool.checks import leakage
 from datatool.checks.leakage import (
+    CROP_RECORD,
     HASH_BITS_MAX,
     THUMB_MIN_CORRELATION,
     _candidates,
+    _crop_table,
     _Item,
     close_hash_pairs,
     dhash,
@@ -182,6 +184,13 @@ def test_fingerprint_refuses_colour() -> None:
 # --- containment candidates ----------------------------------------------------------------
 
 
+def _record(size: tuple) -> bytes:
+    """A crop's fingerprint record with this ``(height, width, mean, std)``."""
+    record = np.zeros((), dtype=CROP_RECORD)
+    record["height"], record["width"], record["mean"], record["std"] = size
+    return record.tobytes()
+
+
 def _sized_dataset(rng: np.random.Generator, n: int, splits: list, shapes: list) -> tuple:
     pairs, sized = [], []
     for k in range(n):
@@ -191,11 +200,11 @@ def _sized_dataset(rng: np.random.Generator, n: int, splits: list, shapes: list)
         split = splits[int(rng.integers(0, len(splits)))]
         size = (h, w, mean, std)
         stats = SimpleNamespace(image=f"img{k}.png", split=split)
-        pairs.append((stats, {"leak_size": size}))
+        pairs.append((stats, {"leak": _record(size)}))
         sized.append((stats.image, split, size))
     # A pair without a fingerprint and one without an image are left out.
     pairs.append((SimpleNamespace(image="noleak.png", split="test"), {}))
-    pairs.append((SimpleNamespace(image=None, split="test"), {"leak_size": (9, 9, 0.5, 0.1)}))
+    pairs.append((SimpleNamespace(image=None, split="test"), {"leak": _record((9, 9, 0.5, 0.1))}))
     return SimpleNamespace(pairs=pairs), sized
 
 
@@ -210,7 +219,7 @@ def _sized_dataset(rng: np.random.Generator, n: int, splits: list, shapes: list)
 )
 def test_candidates_equal_all_pairs(limit: int, splits: list, shapes: list) -> None:
     dataset, sized = _sized_dataset(np.random.default_rng(len(shapes)), 300, splits, shapes)
-    got = _candidates(dataset, set(), limit)
+    got = _candidates(_crop_table(dataset), set(), limit)
     assert got == _candidates_brute(sized, limit)
     if len(shapes) > 1 and len(splits) > 1:
         assert got[1] > 1000  # the random set has many candidates
@@ -222,4 +231,4 @@ def test_candidates_skip_reported_crops() -> None:
     )
     reported = {f"img{k}.png" for k in range(0, 120, 3)}
     kept = [s for s in sized if s[0] not in reported]
-    assert _candidates(dataset, reported, 50) == _candidates_brute(kept, 50)
+    assert _candidates(_crop_table(dataset), reported, 50) == _candidates_brute(kept, 50)

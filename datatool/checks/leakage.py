@@ -5,7 +5,11 @@ image crop, ``sample.extras["originals"]`` for a sample's originals): a
 64-bit difference hash (dHash) to find candidates fast, a 16x16 normalized
 thumbnail for the pixel check that confirms them, and a digest of the exact
 pixels. The dataset-level check then compares them, without testing every pair
-(:func:`close_hash_pairs`; near-linear in the number of crops):
+(:func:`close_hash_pairs`; near-linear in the number of crops). A crop's
+fingerprint travels as one 48-byte record (:data:`CROP_RECORD`: hash, digest,
+size and brightness) and no thumbnail: the client keeps no per-crop array, and
+computes the thumbnails of the few crops whose hashes are close from their files,
+exactly as the worker would have.
 
 * near-identical image crops in one split: ``duplicate`` (warning);
 * near-identical crops, or the same original, in two splits, a crop cut from
@@ -19,7 +23,7 @@ with its contrast stretched is still found.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -137,18 +141,39 @@ def fingerprint(grey: np.ndarray) -> dict:
     }
 
 
+CROP_RECORD = np.dtype(
+    [
+        ("dhash", "<u8"),
+        ("digest", "S16"),
+        ("height", "<i4"),
+        ("width", "<i4"),
+        ("mean", "<f8"),
+        ("std", "<f8"),
+    ]
+)
+"""One image crop's fingerprint as the client keeps it (48 bytes): dHash, the 16-byte pixel
+digest, its shape, and mean and standard deviation of its grey levels as shares of full
+scale (for the containment search)."""
+
+
+def crop_record(grey: np.ndarray) -> bytes:
+    """The :data:`CROP_RECORD` of a 2-D image crop, as 48 bytes."""
+    scale = float(np.iinfo(grey.dtype).max) if grey.dtype.kind in "ui" else 1.0
+    values, image = _as_float_image(grey)
+    record = np.zeros((), dtype=CROP_RECORD)
+    record["dhash"] = _dhash_of(_shrunk(values, image, (8, 9)))
+    record["digest"] = bytes.fromhex(pixel_digest(grey))
+    record["height"], record["width"] = grey.shape
+    record["mean"] = float(grey.mean()) / scale
+    record["std"] = float(grey.std()) / scale
+    return record.tobytes()
+
+
 @register("leakage", "pair")
 def fingerprint_crop(pair: PairData, options: CheckOptions) -> Iterator[Finding]:
     """Fingerprint the image crop for the dataset-level duplicate search (no findings)."""
     if pair.image is not None and pair.image.pixels.size:
-        pixels = pair.image.pixels
-        pair.extras["leak"] = fingerprint(pixels)
-        scale = float(np.iinfo(pixels.dtype).max) if pixels.dtype.kind in "ui" else 1.0
-        pair.extras["leak_size"] = (
-            *(int(v) for v in pixels.shape),
-            float(pixels.mean()) / scale,
-            float(pixels.std()) / scale,
-        )
+        pair.extras["leak"] = crop_record(pair.image.pixels)
     return iter(())
 
 
@@ -285,6 +310,67 @@ def _verified(
     return np.divmod(codes_sorted[first], n)
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """N fingerprints side by side, as the near-duplicate search reads them.
+
+    ``hashes`` (N,) uint64 dHashes; ``digests`` (N,) exact-pixel digests (any
+    type numpy sorts and compares); ``thumb(i)`` item ``i``'s thumbnail, or
+    ``None`` when it cannot be had (a crop whose file no longer decodes).
+    """
+
+    paths: Sequence[str]
+    splits: Sequence[str | None]
+    hashes: np.ndarray
+    digests: np.ndarray
+    thumb: Callable[[int], np.ndarray | None]
+
+    @classmethod
+    def of_items(cls, items: list[_Item]) -> _Columns:
+        """The columns of a list of items (their thumbnails at hand)."""
+        return cls(
+            [it.path for it in items],
+            [it.split for it in items],
+            np.array([it.dhash for it in items], dtype=np.uint64),
+            np.array([it.digest for it in items], dtype=object),
+            lambda i: items[i].thumb,
+        )
+
+
+def _digest_groups(digests: np.ndarray) -> list[list[int]]:
+    """Indices of equal digests, each group ascending, groups by their first index; no singles."""
+    if len(digests) < 2:
+        return []
+    order = np.argsort(digests, kind="stable")
+    ordered = digests[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1], True])
+    groups = [
+        order[a:b].tolist() for a, b in zip(starts[:-1], starts[1:], strict=True) if b - a > 1
+    ]
+    return sorted(groups, key=lambda group: group[0])
+
+
+def _near_identical(columns: _Columns) -> Iterator[tuple[int, int, float]]:
+    """:func:`near_identical_pairs` of ``columns``."""
+    if len(columns.hashes) < 2:
+        return
+    seen: set[tuple[int, int]] = set()
+    for group in _digest_groups(columns.digests):
+        for i, j in combinations(group, 2):
+            seen.add((i, j))
+            yield i, j, 1.0
+    for rows, cols in close_hash_pairs(columns.hashes):
+        for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+            if (i, j) in seen:
+                continue
+            first, second = columns.thumb(i), columns.thumb(j)
+            if first is None or second is None:
+                continue
+            correlation = float(first @ second)
+            if correlation >= THUMB_MIN_CORRELATION:
+                yield i, j, correlation
+
+
 def near_identical_pairs(items: list[_Item]) -> Iterator[tuple[int, int, float]]:
     """Index pairs ``(i, j, correlation)`` of near-identical items, ``i < j``.
 
@@ -293,25 +379,36 @@ def near_identical_pairs(items: list[_Item]) -> Iterator[tuple[int, int, float]]
     row-major order); each of the latter is confirmed by the thumbnail
     correlation.
     """
-    if len(items) < 2:
-        return
-    hashes = np.array([it.dhash for it in items], dtype=np.uint64)
-    seen: set[tuple[int, int]] = set()
-    by_digest: dict[str, list[int]] = {}
-    for i, it in enumerate(items):
-        by_digest.setdefault(it.digest, []).append(i)
-    for group in by_digest.values():
-        for i, j in combinations(group, 2):
-            seen.add((i, j))
-            yield i, j, 1.0
-    for rows, cols in close_hash_pairs(hashes):
-        for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
-            if (i, j) in seen:
-                continue
-            # The items' own vectors, not a stacked copy (10 MiB at 10k crops).
-            correlation = float(items[i].thumb @ items[j].thumb)
-            if correlation >= THUMB_MIN_CORRELATION:
-                yield i, j, correlation
+    return _near_identical(_Columns.of_items(items))
+
+
+def _clusters(columns: _Columns) -> list[tuple[list[int], float]]:
+    """:func:`clusters` of ``columns``."""
+    parent = list(range(len(columns.hashes)))
+    lowest: dict[int, float] = {}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    links = []
+    for i, j, correlation in _near_identical(columns):
+        a, b = root(i), root(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+        links.append((i, correlation))
+    for i, correlation in links:
+        top = root(i)
+        lowest[top] = min(lowest.get(top, 1.0), correlation)
+    groups: dict[int, list[int]] = {}
+    linked = {root(i) for i, _ in links}
+    for i in range(len(parent)):
+        top = root(i)
+        if top in linked:
+            groups.setdefault(top, []).append(i)
+    return [(g, lowest[top]) for top, g in sorted(groups.items()) if len(g) > 1]
 
 
 def clusters(items: list[_Item]) -> list[tuple[list[int], float]]:
@@ -323,28 +420,7 @@ def clusters(items: list[_Item]) -> list[tuple[list[int], float]]:
         Each group's item indices in input order, groups ordered by their first
         item; single items are left out.
     """
-    parent = list(range(len(items)))
-    lowest: dict[int, float] = {}
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    links = []
-    for i, j, correlation in near_identical_pairs(items):
-        a, b = root(i), root(j)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-        links.append((i, correlation))
-    for i, correlation in links:
-        top = root(i)
-        lowest[top] = min(lowest.get(top, 1.0), correlation)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(items)):
-        groups.setdefault(root(i), []).append(i)
-    return [(g, lowest[top]) for top, g in sorted(groups.items()) if len(g) > 1]
+    return _clusters(_Columns.of_items(items))
 
 
 def _names(paths: list[str], limit: int = 5) -> str:
@@ -352,50 +428,75 @@ def _names(paths: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
-def _compare(items: list[_Item], what: str) -> Iterator[Finding]:
+def _compare(columns: _Columns, what: str) -> Iterator[Finding]:
     """One finding per cluster of near-identical items and split, not one per pair."""
-    for members, correlation in clusters(items):
-        group = [items[i] for i in members]
-        exact = len({it.digest for it in group}) == 1
+    paths, splits = columns.paths, columns.splits
+    for members, correlation in _clusters(columns):
+        exact = len({columns.digests[i] for i in members}) == 1
         how = "identical pixels" if exact else f"correlation >= {correlation:.3f}"
-        by_split: dict[str | None, list[_Item]] = {}
-        for it in group:
-            by_split.setdefault(it.split, []).append(it)
+        by_split: dict[str | None, list[int]] = {}
+        for i in members:
+            by_split.setdefault(splits[i], []).append(i)
         first, *others = list(by_split.values())
         if len(first) > 1:
-            copies = [it.path for it in first[1:]]
+            copies = [paths[i] for i in first[1:]]
             count = (
-                f"one of {len(first)} near-identical crops (the first: {first[0].path})"
+                f"one of {len(first)} near-identical crops (the first: {paths[first[0]]})"
                 if len(first) > 2
-                else f"a near-identical copy of {first[0].path}"
+                else f"a near-identical copy of {paths[first[0]]}"
             )
             yield finding(
                 "warning",
                 "duplicate",
                 "leakage",
-                first[1].path,
+                paths[first[1]],
                 f"{what} is {count} in the same split ({how}): {_names(copies)}; keep one "
                 "(duplicates weigh those grains more in training)",
                 measured=round(correlation, 4),
                 expected=THUMB_MIN_CORRELATION,
-                related=[first[0].path, *copies[1:]],
+                related=[paths[first[0]], *copies[1:]],
             )
         for split_items in others:
             here = split_items[0]
-            elsewhere = [it.path for it in first] + [it.path for it in split_items[1:]]
+            elsewhere = [paths[i] for i in first] + [paths[i] for i in split_items[1:]]
             yield finding(
                 "error",
                 "split-leakage",
                 "leakage",
-                here.path,
-                f"{what} in {here.split!s} is a near-identical copy of {first[0].path} in "
-                f"{first[0].split!s} ({how}; {len(group)} copies in all: "
-                f"{_names([it.path for it in group])}): the same field of view must not be in "
-                "two splits",
+                paths[here],
+                f"{what} in {splits[here]!s} is a near-identical copy of {paths[first[0]]} in "
+                f"{splits[first[0]]!s} ({how}; {len(members)} copies in all: "
+                f"{_names([paths[i] for i in members])}): the same field of view must not be "
+                "in two splits",
                 measured=round(correlation, 4),
                 expected=THUMB_MIN_CORRELATION,
                 related=elsewhere,
             )
+
+
+def _thumbnails_from_files(
+    root: str, paths: Sequence[str], max_pixels: int
+) -> Callable[[int], np.ndarray | None]:
+    """``thumb(i)``: the :func:`thumbnail` of crop ``paths[i]``, decoded again, once.
+
+    The same values as the worker's (the same decode, the same function), so
+    the verdicts and correlations are those of thumbnails kept for every crop;
+    only crops whose hashes are close to another's are ever decoded here.
+    ``None`` for a file that no longer decodes.
+    """
+    done: dict[int, np.ndarray | None] = {}
+
+    def thumb(i: int) -> np.ndarray | None:
+        if i not in done:
+            try:
+                pixels = io.read_image(f"{root}/{paths[i]}", role="image", max_pixels=max_pixels)
+            except ImageReadError:
+                done[i] = None
+            else:
+                done[i] = thumbnail(pixels.pixels) if pixels.pixels.size else None
+        return done[i]
+
+    return thumb
 
 
 CONTAINED_MIN_SCORE = 0.9
@@ -409,29 +510,51 @@ MAX_CONTAINMENT_SEARCHES = 20000
 """Searches beyond this many candidate pairs are skipped (and said so)."""
 
 
+@dataclass(frozen=True)
+class _CropTable:
+    """Every fingerprinted image crop: path, split and :data:`CROP_RECORD`, in pair order."""
+
+    paths: list[str]
+    splits: list[str | None]
+    records: np.ndarray
+
+
+def _crop_table(dataset: DatasetData) -> _CropTable:
+    """The crops of ``dataset.pairs`` with an image and a fingerprint (``extras["leak"]``)."""
+    paths: list[str] = []
+    splits: list[str | None] = []
+    records: list[bytes] = []
+    for stats, extras in dataset.pairs:
+        record = extras.get("leak")
+        if record is not None and stats.image is not None:
+            paths.append(stats.image)
+            splits.append(stats.split)
+            records.append(record)
+    return _CropTable(paths, splits, np.frombuffer(b"".join(records), dtype=CROP_RECORD))
+
+
 def _candidates(
-    dataset: DatasetData, reported: set[str], limit: int
+    table: _CropTable, reported: set[str], limit: int
 ) -> tuple[list[tuple[str, str, str, str]], int]:
     """The first ``limit`` containment candidates ``(small, split, large, split)``; their count.
 
     Candidates for containment are cross-split pairs of different sizes where
     the smaller fits inside the larger and brightness and contrast are alike,
     in the order of a loop over small crops, then large ones (both in
-    ``dataset.pairs`` order). One split or one crop size: none, at once.
-    Otherwise all pairs are tested, in blocks of rows with numpy (about 0.5 s
-    for 10k crops), not pair by pair in Python (35 s).
+    ``table`` order), crops in ``reported`` left out. One split or one crop
+    size: none, at once. Otherwise all pairs are tested, in blocks of rows with
+    numpy (about 0.5 s for 10k crops), not pair by pair in Python (35 s).
     """
-    sized = [
-        (stats.image, stats.split, extras["leak_size"])
-        for stats, extras in dataset.pairs
-        if stats.image is not None and "leak_size" in extras and stats.image not in reported
-    ]
-    if len({split for _, split, _ in sized}) < 2 or len({size[:2] for *_, size in sized}) < 2:
+    kept = [k for k, path in enumerate(table.paths) if path not in reported]
+    sized = [(table.paths[k], table.splits[k]) for k in kept]
+    records = table.records[kept]
+    shapes = np.stack([records["height"], records["width"]], axis=1)
+    if len({split for _, split in sized}) < 2 or len(np.unique(shapes, axis=0)) < 2:
         return [], 0
     codes: dict[str | None, int] = {}
-    split = np.array([codes.setdefault(split, len(codes)) for _, split, _ in sized])
-    height, width = (np.array([size[k] for *_, size in sized], dtype=np.int64) for k in (0, 1))
-    mean, std = (np.array([size[k] for *_, size in sized], dtype=np.float64) for k in (2, 3))
+    split = np.array([codes.setdefault(split, len(codes)) for _, split in sized])
+    height, width = (records[k].astype(np.int64) for k in ("height", "width"))
+    mean, std = (records[k].astype(np.float64) for k in ("mean", "std"))
     out: list[tuple[str, str, str, str]] = []
     total = 0
     block = max(1, min(512, 2**20 // len(sized)))  # about 1 MiB per boolean array
@@ -461,7 +584,7 @@ def contained_crops(dataset: DatasetData, reported: set[str]) -> Iterator[Findin
     coarse-to-fine NCC (:class:`datatool.align.SearchImage`); each larger crop is
     decoded and prepared once.
     """
-    candidates, count = _candidates(dataset, reported, MAX_CONTAINMENT_SEARCHES)
+    candidates, count = _candidates(_crop_table(dataset), reported, MAX_CONTAINMENT_SEARCHES)
     root = dataset.layout.root
     searches: dict[str, align.SearchImage | None] = {}
     smalls: dict[str, object] = {}
@@ -516,12 +639,16 @@ def contained_crops(dataset: DatasetData, reported: set[str]) -> Iterator[Findin
 @register("leakage", "dataset")
 def leakage(dataset: DatasetData, options: CheckOptions) -> Iterator[Finding]:
     """Duplicates within a split (warning) and content shared by two splits (error)."""
-    crops: list[_Item] = []
+    table = _crop_table(dataset)
+    crops = _Columns(
+        table.paths,
+        table.splits,
+        table.records["dhash"],
+        table.records["digest"],
+        _thumbnails_from_files(dataset.layout.root, table.paths, options.max_pixels),
+    )
+    del table
     originals: dict[str, _Item] = {}
-    for stats, extras in dataset.pairs:
-        leak = extras.get("leak")
-        if leak is not None and stats.image is not None:
-            crops.append(_Item(stats.image, stats.split, **leak))
     for sample_extras in dataset.samples.values():
         for original in sample_extras.get("originals", []):
             fields = {k: original[k] for k in ("dhash", "thumb", "digest")}
@@ -532,7 +659,7 @@ def leakage(dataset: DatasetData, options: CheckOptions) -> Iterator[Finding]:
         if found.code == "split-leakage":
             reported.update(found.related)
         yield found
-    yield from _compare(list(originals.values()), "original")
+    yield from _compare(_Columns.of_items(list(originals.values())), "original")
     if options.alignment:
         for found in contained_crops(dataset, reported):
             reported.add(found.path)

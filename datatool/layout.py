@@ -79,7 +79,7 @@ def is_litter(name: str) -> bool:
 
 def is_image_name(name: str) -> bool:
     """True when the name has an image suffix datatool reads (.png, .tif, .tiff)."""
-    return Path(name).suffix.lower() in IMAGE_SUFFIXES
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
 class PairEntry(BaseModel):
@@ -188,16 +188,16 @@ class _Scanner:
 
     def _keep(self, entry: os.DirEntry) -> bool:
         """Record odd names and links leaving the root; False for entries not to read."""
-        path = Path(entry.path)
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in entry.name):
             self.issue(
                 "unsafe-name",
-                path,
+                Path(entry.path),
                 f"the name {entry.name!r} contains a newline or control character; file "
                 "lists and training loaders split on it: rename it",
             )
         if not entry.is_symlink():
             return True
+        path = Path(entry.path)
         target = Path(os.path.realpath(entry.path))
         if target == self.root or target.is_relative_to(self.root):
             return True
@@ -244,24 +244,34 @@ class _Scanner:
         target = Path(os.path.realpath(path))
         return target == self.root or target.is_relative_to(self.root)
 
-    def image_files(self, folder: Path) -> dict[str, Path]:
-        """Image files of ``folder`` by stem; other files are unexpected."""
-        by_stem: dict[str, Path] = {}
+    def image_files(self, folder: Path) -> dict[str, str]:
+        """Image files of ``folder``: root-relative path by stem; other files are unexpected.
+
+        Works on names, not :class:`~pathlib.Path` objects (pathlib interns every
+        name it parses, which keeps memory per file after the scan).
+        """
+        by_stem: dict[str, str] = {}
+        prefix = self.rel(folder) + "/"
         for entry in self.entries(folder):
-            path = Path(entry.path)
+            stem = os.path.splitext(entry.name)[0]
             if entry.is_dir():
-                self.issue("unexpected-file", path, "unexpected folder inside a crop folder")
+                self.issue(
+                    "unexpected-file", Path(entry.path), "unexpected folder inside a crop folder"
+                )
             elif not is_image_name(entry.name):
-                self.issue("unexpected-file", path, "not an image file (.png, .tif, .tiff)")
-            elif path.stem in by_stem:
+                self.issue(
+                    "unexpected-file", Path(entry.path), "not an image file (.png, .tif, .tiff)"
+                )
+            elif stem in by_stem:
                 self.issue(
                     "ambiguous-name",
-                    path,
-                    f"two files share the name {path.stem!r} "
-                    f"({by_stem[path.stem].name} and {entry.name}); pairing would be ambiguous",
+                    Path(entry.path),
+                    f"two files share the name {stem!r} "
+                    f"({by_stem[stem].rsplit('/', 1)[-1]} and {entry.name}); pairing would be "
+                    "ambiguous",
                 )
             else:
-                by_stem[path.stem] = path
+                by_stem[stem] = prefix + entry.name
         if not by_stem and _is_empty(folder):
             self.issue("empty-folder", folder, "empty folder")
         return by_stem
@@ -276,13 +286,13 @@ class _Scanner:
                 where = images.get(stem) or labels[stem]
                 self.issue(
                     "bad-name",
-                    where,
+                    self.root / where,
                     f"crop name {stem!r} does not follow <id>_<n>_<m> with id {sample_id!r}",
                 )
             entry = PairEntry(
                 name=stem,
-                image=self.rel(images[stem]) if stem in images else None,
-                label=self.rel(labels[stem]) if stem in labels else None,
+                image=images.get(stem),
+                label=labels.get(stem),
                 split=split,
                 sample_id=parsed[0] if parsed else sample_id,
                 fov=parsed[1] if parsed else None,

@@ -82,6 +82,27 @@ def test_plan_boxes_confirmed_by_pixels_spare_the_search(
     assert [f for f in planned.findings if f.check == "alignment"] == []
 
 
+def test_hand_cut_crops_are_searched_once_per_box(tree: Path, monkeypatch) -> None:
+    """Without a plan, crop m of field of view 2 is first tried where crop m of view 1 was."""
+    for plan in tree.rglob("crops.json"):
+        plan.unlink()
+    searched = []
+    real = align.SearchImage.locate
+
+    def counting(self, template, **kwargs):
+        searched.append(template.shape)
+        return real(self, template, **kwargs)
+
+    monkeypatch.setattr(align.SearchImage, "locate", counting)
+    report = _check(tree)
+    assert report.ok, [f.message for f in report.errors()]
+    fovs = {(p.sample, p.crop) for p in report.pairs}
+    assert len(searched) == len(fovs) < len(report.pairs)  # one search per box, not per crop
+    boxes = {}
+    for stats in report.pairs:  # and every field of view's crop m is at the same box
+        assert boxes.setdefault((stats.sample, stats.crop), stats.box) == stats.box
+
+
 def test_a_crop_recut_off_its_plan_box_is_found_where_it_is(tree: Path) -> None:
     image_rel, label_rel = _recut(tree, "0101_1_3", (37, 51, 128, 128))
     report = _check(tree)

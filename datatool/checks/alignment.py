@@ -24,10 +24,11 @@ sample's other fields of view and in other samples' originals (``not-found``,
 with what it matched instead; a match in another split is handed to the
 leakage check through ``pair.extras["found_in"]``).
 
-When the sample's ``crops.json`` plans a box for the crop and the image crop
-is an exact copy of the original there (one comparison), that box is taken
-without a search: the pixels prove it as the search would, which it spares.
-A crop re-cut elsewhere, or a lossy one, is searched for as above.
+When the sample's ``crops.json`` plans a box for the crop, or crop m of
+another field of view was found at a box, and the image crop is an exact copy
+of the original there (one comparison), that box is taken without a search:
+the pixels prove it as the search would, which it spares. A crop re-cut
+elsewhere, or a lossy one, is searched for as above.
 
 When a ``kind: build`` ``manifest.json`` is at the root, pairs whose files still
 have the recorded sha256 take its boxes (fast path), except about one pair in
@@ -168,6 +169,19 @@ class _SampleSearch:
         self._tracings: dict[int, align.SearchImage | None] = {}
         self._layout: DatasetLayout | None = None
         self._planned: list[tuple[int, int]] | None = None
+        self.found_at: dict[int, tuple[int, int]] = {}
+        """``(left, top)`` where crop index m was found in its own original, first found."""
+
+    def hints(self, crop: int | None) -> list[tuple[int, int]]:
+        """Corners to try before a search: the plan's, then where a sibling crop was found.
+
+        One tracing serves every field of view, so crop m is usually cut at
+        the same box in each: where crop m of another field of view was found
+        is the next best guess. Either is taken only when the pixels confirm it.
+        """
+        corners = self.planned(crop)
+        sibling = self.found_at.get(crop) if crop is not None else None
+        return corners if sibling is None or sibling in corners else [*corners, sibling]
 
     def planned(self, crop: int | None) -> list[tuple[int, int]]:
         """Where the sample's ``crops.json`` puts crop ``crop``: ``(left, top)`` candidates.
@@ -279,13 +293,15 @@ def locate_image(
     crop = pair.image.pixels
     own_rel = ctx.sample.entry.originals[fov]
     best = align.Match((0, 0, crop.shape[1], crop.shape[0]), -1.0)
-    for corner in ctx.planned(entry.crop):  # the plan's box, when these pixels confirm it
+    for corner in ctx.hints(entry.crop):  # a likely box, when these pixels confirm it
         confirmed = own.copy_at(crop, corner)
         if confirmed is not None:
             return Located(confirmed, own_rel), [], None
     if _fits(own, crop):
         best = own.locate(crop)
         if best.score >= IMAGE_MIN_SCORE:
+            if entry.crop is not None and best.score == 1.0:
+                ctx.found_at.setdefault(entry.crop, (best.left, best.top))
             return Located(best, own_rel), [], None
     scaled = own.locate_scaled(crop)
     if scaled.score >= RESIZED_MIN_SCORE and abs(scaled.scale - 1.0) > 0.01:

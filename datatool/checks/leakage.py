@@ -41,30 +41,36 @@ THUMB_MIN_CORRELATION = 0.95
 THUMB_SIDE = 16
 
 
-def _shrunk(values: np.ndarray, image, size: tuple[int, int]) -> np.ndarray:
-    """:func:`~datatool.crop.resize_image` of ``values`` (float32) to ``size``, from its PIL image.
+def _shrunk(shape: tuple[int, int], image, size: tuple[int, int]) -> np.ndarray:
+    """:func:`~datatool.crop.resize_image` to ``size`` of the pixels behind ``image``.
 
-    Same values as ``resize_image(values, size)``; the caller converts the
-    pixels to float32 and to a PIL image once for all the sizes it needs.
+    Same values as ``resize_image(grey, size)`` for the ``shape`` array the
+    mode-F PIL ``image`` was made from (:func:`_as_float_image`, once for all
+    the sizes the caller needs).
     """
     from PIL import Image
 
     height, width = size
-    if (height, width) == values.shape:
-        return values
-    shrink = height <= values.shape[0] and width <= values.shape[1]
+    if (height, width) == tuple(shape):
+        return np.asarray(image, dtype=np.float32)
+    shrink = height <= shape[0] and width <= shape[1]
     resample = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
     return np.asarray(image.resize((width, height), resample=resample), dtype=np.float32)
 
 
 def _as_float_image(grey: np.ndarray):
-    """``(float32 copy, PIL mode-F image of it)`` of a 2-D array, for :func:`_shrunk`."""
+    """``(shape, PIL mode-F image of the pixels as float32)`` of a 2-D array, for :func:`_shrunk`.
+
+    8-bit pixels are converted by PIL itself (``L`` to ``F``: the same values,
+    without a float copy in numpy and the zero-filled one PIL makes of it).
+    """
     from PIL import Image
 
     if grey.ndim != 2:
         raise ValueError(f"grey must be a 2-D (H, W) array, got shape {grey.shape}")
-    values = grey.astype(np.float32)
-    return values, Image.fromarray(values)
+    if grey.dtype == np.uint8:
+        return grey.shape, Image.fromarray(np.ascontiguousarray(grey)).convert("F")
+    return grey.shape, Image.fromarray(grey.astype(np.float32))
 
 
 def _dhash_of(small: np.ndarray) -> int:
@@ -133,10 +139,10 @@ def fingerprint(grey: np.ndarray) -> dict:
     the pixels are converted to float32 (and to a PIL image) once for both
     resized copies.
     """
-    values, image = _as_float_image(grey)
+    shape, image = _as_float_image(grey)
     return {
-        "dhash": _dhash_of(_shrunk(values, image, (8, 9))),
-        "thumb": _thumbnail_of(_shrunk(values, image, (THUMB_SIDE, THUMB_SIDE))),
+        "dhash": _dhash_of(_shrunk(shape, image, (8, 9))),
+        "thumb": _thumbnail_of(_shrunk(shape, image, (THUMB_SIDE, THUMB_SIDE))),
         "digest": pixel_digest(grey),
     }
 
@@ -159,9 +165,9 @@ scale (for the containment search)."""
 def crop_record(grey: np.ndarray) -> bytes:
     """The :data:`CROP_RECORD` of a 2-D image crop, as 48 bytes."""
     scale = float(np.iinfo(grey.dtype).max) if grey.dtype.kind in "ui" else 1.0
-    values, image = _as_float_image(grey)
+    shape, image = _as_float_image(grey)
     record = np.zeros((), dtype=CROP_RECORD)
-    record["dhash"] = _dhash_of(_shrunk(values, image, (8, 9)))
+    record["dhash"] = _dhash_of(_shrunk(shape, image, (8, 9)))
     record["digest"] = bytes.fromhex(pixel_digest(grey))
     record["height"], record["width"] = grey.shape
     record["mean"] = float(grey.mean()) / scale

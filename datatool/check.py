@@ -21,6 +21,7 @@ from datatool.checks import (
     CheckOptions,
     DatasetData,
     PairData,
+    PairRecords,
     SampleData,
     checks_for,
     decode_file,
@@ -206,7 +207,7 @@ def run_check(
     findings: list[Finding] = []
     for check in checks_for("structure", options):
         findings.extend(check.func(layout, options))
-    collected: list[tuple[PairStats, dict[str, Any]]] = []
+    collected = PairRecords()
     samples: dict[str, dict[str, Any]] = {}
     units = _run_units(layout, options, progress, scheduler)
     for _, (unit_findings, unit_pairs, sample_extras) in units:
@@ -225,7 +226,7 @@ def run_check(
         str(root),
         findings,
         strict=options.strict,
-        pairs=[stats for stats, _ in collected],
+        pairs=collected.stats,
         files=files,
         ignored=len(layout.ignored),
         options=options.model_dump(),

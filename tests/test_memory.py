@@ -140,3 +140,26 @@ def test_check_keeps_shared_fields_sets_and_the_layouts_strings(sample_tree) -> 
     assert len({id(entry.__pydantic_fields_set__) for entry in layout.pairs}) == 1
     # The JSON is what it was: every pair's own set fields.
     assert report.pairs[0].model_fields_set >= {"image", "label", "width", "height"}
+
+
+def test_pair_records_give_back_every_pair_as_handed_over():
+    """Compact extras: packed bytes, a column that stops packing, other values, key order."""
+    from datatool.checks import PairRecords
+
+    handed = [
+        ("a", {"leak": b"0123"}),
+        ("b", {}),
+        ("c", {"leak": b"4567", "found_in": {"split": "training"}}),
+        ("d", {"leak": b"89ab"}),
+        ("e", {"leak": b"too long"}),  # another length: the column becomes a list
+        ("f", {"leak": None}),
+        ("g", {"found_in": {"split": "validation"}, "leak": b"cdef"}),
+    ]
+    records = PairRecords()
+    records.extend(handed[:3])
+    records.extend(handed[3:])
+    assert len(records) == len(handed)
+    assert records.stats == [stats for stats, _ in handed]
+    assert list(records) == handed
+    assert list(records) == handed  # read twice (the leakage check does)
+    assert [list(extras) for _, extras in records][-1] == ["found_in", "leak"]

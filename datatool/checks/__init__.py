@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -319,16 +320,90 @@ class SampleData:
         return self._lines  # type: ignore[return-value]
 
 
+class _Column:
+    """The values of one extras key: bytes of one length packed together, anything else listed."""
+
+    def __init__(self) -> None:
+        self.size: int | None = None
+        self.count = 0
+        self.packed = bytearray()
+        self.items: list[Any] | None = None
+
+    def append(self, value: Any) -> None:
+        if self.items is None and isinstance(value, bytes) and self.size in (None, len(value)):
+            self.size = len(value)
+            self.packed += value
+            self.count += 1
+            return
+        if self.items is None:  # a value that does not pack: list what was packed so far
+            self.items = [self[k] for k in range(self.count)]
+            self.packed = bytearray()
+        self.items.append(value)
+
+    def __getitem__(self, k: int) -> Any:
+        if self.items is not None:
+            return self.items[k]
+        size = self.size or 0
+        return bytes(self.packed[k * size : (k + 1) * size])
+
+
+class PairRecords:
+    """Every pair's ``(stats, extras)``, as the dataset checks read them, kept compact.
+
+    Nearly every pair hands over the same extras (an image crop's fixed-size
+    fingerprint record): a tuple and a dict per pair would cost more than the
+    record itself. The stats are kept as they are (the report needs them); the
+    extras by key set, one column per key, fixed-length bytes packed into one
+    buffer. Iterating rebuilds each ``(stats, extras)`` pair, in order.
+
+    >>> records = PairRecords()
+    >>> records.extend([("a", {"leak": b"12"}), ("b", {}), ("c", {"leak": b"34", "n": 1})])
+    >>> list(records)
+    [('a', {'leak': b'12'}), ('b', {}), ('c', {'leak': b'34', 'n': 1})]
+    """
+
+    def __init__(self) -> None:
+        self.stats: list[PairStats] = []
+        self._group_of = array("I")
+        self._groups: dict[tuple[str, ...], int] = {}
+        self._columns: list[dict[str, _Column]] = []
+
+    def extend(self, items: Iterable[tuple[PairStats, dict[str, Any]]]) -> None:
+        """Append ``(stats, extras)`` pairs (as :func:`~datatool.check.check_unit` returns them)."""
+        for stats, extras in items:
+            keys = tuple(extras)
+            group = self._groups.get(keys)
+            if group is None:
+                group = self._groups[keys] = len(self._columns)
+                self._columns.append({key: _Column() for key in keys})
+            self.stats.append(stats)
+            self._group_of.append(group)
+            columns = self._columns[group]
+            for key, value in extras.items():
+                columns[key].append(value)
+
+    def __len__(self) -> int:
+        return len(self.stats)
+
+    def __iter__(self) -> Iterator[tuple[PairStats, dict[str, Any]]]:
+        taken = [0] * len(self._columns)
+        for stats, group in zip(self.stats, self._group_of, strict=True):
+            k = taken[group]
+            taken[group] += 1
+            yield stats, {key: column[k] for key, column in self._columns[group].items()}
+
+
 @dataclass
 class DatasetData:
     """What dataset-level checks see.
 
-    The layout, every pair's stats and extras, and every sample's extras (keyed
-    by the sample's aligned/ folder).
+    The layout, every pair's stats and extras (iterated as ``(stats, extras)``;
+    :class:`PairRecords` in a check), and every sample's extras (keyed by the
+    sample's aligned/ folder).
     """
 
     layout: DatasetLayout
-    pairs: list[tuple[PairStats, dict[str, Any]]]
+    pairs: Iterable[tuple[PairStats, dict[str, Any]]]
     samples: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 

@@ -103,6 +103,18 @@ def test_hand_cut_crops_are_searched_once_per_box(tree: Path, monkeypatch) -> No
         assert boxes.setdefault((stats.sample, stats.crop), stats.box) == stats.box
 
 
+@pytest.mark.parametrize(
+    "plan", ['{"boxes": [["a", 0, 128, 128], [0.5, 2, 128, 128]]}', "{not json", '{"boxes": 3}']
+)
+def test_a_malformed_plan_is_no_hint_and_no_crash(tree: Path, plan: str) -> None:
+    """The check reads plans tolerantly: the crops are searched for, boxes as without a plan."""
+    before = [(p.box, p.offset) for p in _check(tree).pairs]
+    (_aligned(tree, "0101") / "crops.json").write_text(plan)
+    report = _check(tree)
+    assert [(p.box, p.offset) for p in report.pairs] == before
+    assert not [f for f in report.findings if f.check == "alignment"]
+
+
 def test_a_crop_recut_off_its_plan_box_is_found_where_it_is(tree: Path) -> None:
     image_rel, label_rel = _recut(tree, "0101_1_3", (37, 51, 128, 128))
     report = _check(tree)

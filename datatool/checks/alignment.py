@@ -50,6 +50,7 @@ import numpy as np
 
 from datatool import align, io, labels
 from datatool.checks import CheckOptions, PairData, SampleData, finding, register
+from datatool.checks.files import plan_boxes
 from datatool.crop import Border, strip_border
 from datatool.errors import ImageReadError
 from datatool.findings import Finding
@@ -168,7 +169,7 @@ class _SampleSearch:
         self._originals: dict[int, align.SearchImage | None] = {}
         self._tracings: dict[int, align.SearchImage | None] = {}
         self._layout: DatasetLayout | None = None
-        self._planned: list[tuple[int, int]] | None = None
+        self._planned: list[tuple[int, int] | None] | None = None
         self.found_at: dict[int, tuple[int, int]] = {}
         """``(left, top)`` where crop index m was found in its own original, first found."""
 
@@ -195,7 +196,10 @@ class _SampleSearch:
             self._planned = _plan_corners(self.sample)
         if crop is None or not 1 <= crop <= len(self._planned):
             return []
-        left, top = self._planned[crop - 1]
+        corner = self._planned[crop - 1]
+        if corner is None:
+            return []
+        left, top = corner
         border = self.sample.border()
         shifted = (left + border.left, top + border.top)
         return [(left, top)] if shifted == (left, top) else [(left, top), shifted]
@@ -248,15 +252,18 @@ class _SampleSearch:
                     yield other, rel, found
 
 
-def _plan_corners(sample: SampleData) -> list[tuple[int, int]]:
-    """``(left, top)`` of each box of the sample's crop plan; [] when absent or malformed."""
+def _plan_corners(sample: SampleData) -> list[tuple[int, int] | None]:
+    """``(left, top)`` of each box of the sample's crop plan (None for a box without integers).
+
+    Empty without a plan or with one :func:`~datatool.checks.files.plan_boxes` cannot read.
+    """
     if sample.entry.plan is None:
         return []
-    try:
-        boxes = json.loads((sample.root / sample.entry.plan).read_text())["boxes"]
-        return [(int(box[0]), int(box[1])) for box in boxes]
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
-        return []
+    corners: list[tuple[int, int] | None] = []
+    for box in plan_boxes(sample.root / sample.entry.plan) or []:
+        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in box[:2])
+        corners.append((box[0], box[1]) if whole else None)
+    return corners
 
 
 def _fits(search: align.SearchImage, template: np.ndarray) -> bool:

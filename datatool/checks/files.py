@@ -123,8 +123,12 @@ def stale_crops(layout: DatasetLayout, options: CheckOptions) -> Iterator[Findin
                     )
 
 
-def _plan_box_count(path: Path) -> int | None:
-    """Number of boxes in a crop plan, or ``None`` when it cannot be read as one."""
+def plan_boxes(path: Path) -> list[list] | None:
+    """The ``boxes`` of a crop plan as written (lists of 4), or ``None`` when unreadable as one.
+
+    The checks read a plan tolerantly: a malformed plan says nothing about
+    which crops it made or where (``datatool build`` refuses it, with reasons).
+    """
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, ValueError, RecursionError):
@@ -133,6 +137,11 @@ def _plan_box_count(path: Path) -> int | None:
     if not isinstance(boxes, list) or not all(
         isinstance(box, list) and len(box) == 4 for box in boxes
     ):
-        # A malformed plan says nothing about which crops it made (build refuses it).
         return None
-    return len(boxes)
+    return boxes
+
+
+def _plan_box_count(path: Path) -> int | None:
+    """Number of boxes in a crop plan, or ``None`` when it cannot be read as one."""
+    boxes = plan_boxes(path)
+    return None if boxes is None else len(boxes)

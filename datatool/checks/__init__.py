@@ -143,6 +143,14 @@ class LabelMeasures:
     _line_width: float | None | object = field(default=_UNMEASURED, repr=False)
     _grains: grains.GrainMap | None = field(default=None, repr=False)
     _open_ends: np.ndarray | None = field(default=None, repr=False)
+    _inverted: bool | None = field(default=None, repr=False)
+
+    @property
+    def inverted(self) -> bool:
+        """Mostly white: black lines on white (:func:`~datatool.labels.is_inverted`)."""
+        if self._inverted is None:
+            self._inverted = labels.is_inverted(self.pixels)
+        return self._inverted
 
     @property
     def mask(self) -> np.ndarray:
@@ -162,7 +170,7 @@ class LabelMeasures:
     def line_width(self) -> float | None:
         """Stroke width of the lines in px; None when empty or mostly white (inverted)."""
         if self._line_width is _UNMEASURED:
-            usable = self.mask.any() and not labels.is_inverted(self.pixels)
+            usable = self.mask.any() and not self.inverted
             self._line_width = (
                 labels.estimate_line_width(self.mask, self.skeleton) if usable else None
             )

@@ -64,7 +64,7 @@ def label_quality(pair: PairData, options: CheckOptions) -> Iterator[Finding]:
             measured=round(grey_share, 4),
             expected=options.grey_tolerance,
         )
-    if labels.is_inverted(grey):
+    if pair.measures.inverted:
         yield finding(
             "error",
             "inverted",

@@ -126,6 +126,94 @@ def skeleton(mask: np.ndarray) -> np.ndarray:
 _thin = skeleton  # grain_map's ``skeleton`` argument shadows the function's name
 
 
+def centre_lines(mask: np.ndarray) -> np.ndarray:
+    """Thin a line mask to 1-px centre lines as labels are made: Guo & Hall's thinning.
+
+    The result is pixel for pixel that of ``skimage.morphology.thin`` (Z. Guo and
+    R. W. Hall, "Parallel thinning with two-subiteration algorithms", Comm. ACM
+    32(3), 1989; tested against it), computed 64 pixels at a time: each row is
+    packed into 64-bit words and the two subiterations are written as bitwise
+    logic on the eight neighbour planes, so a 1024 px tracing takes a few
+    milliseconds instead of the 50-90 ms of a pixel loop. Building labels, the
+    processed tracing of the alignment check and the registration's centre
+    lines all use it; the grain definitions keep :func:`skeleton` (``K``).
+
+    Parameters
+    ----------
+    mask : (H, W) array
+        Nonzero on the lines.
+
+    Returns
+    -------
+    (H, W) bool
+
+    >>> bar = np.zeros((5, 7), bool); bar[1:4, 1:6] = True
+    >>> centre_lines(bar).astype(int)[2].tolist()
+    [0, 0, 1, 1, 1, 0, 0]
+    """
+    _check_2d("mask", mask)
+    height, width = mask.shape
+    if mask.size == 0:
+        return np.zeros(mask.shape, bool)
+    # One zero row above and below, and at least one zero column on the right, so
+    # that every neighbour read outside the image is background.
+    words = (width + 64) // 64
+    rows = np.zeros((height + 2, words * 64), bool)
+    rows[1:-1, :width] = mask
+    x = np.packbits(rows, axis=1, bitorder="little").view("<u8").copy()
+    centre = x[1:-1]
+    quiet, second = 0, False
+    while quiet < 2:  # two subiterations in a row without a deletion: converged
+        deleted = centre & _guo_hall_deletable(x, second)
+        if deleted.any():
+            centre &= ~deleted
+            quiet = 0
+        else:
+            quiet += 1
+        second = not second
+    bits = np.unpackbits(x.view(np.uint8), axis=1, bitorder="little")
+    return bits[1:-1, :width].astype(bool)
+
+
+_ONE, _TOP = np.uint64(1), np.uint64(63)
+
+
+def _two_of_four(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Bitwise: at least two of the four words' bits are set."""
+    return (a & b) | (c & d) | ((a | b) & (c | d))
+
+
+def _guo_hall_deletable(x: np.ndarray, second: bool) -> np.ndarray:
+    """Bitwise conditions G1, G2 and G3 (G3' in the second subiteration) of Guo & Hall.
+
+    ``x`` holds the packed rows with a zero row above and below; bit ``j`` of
+    word ``k`` is column ``64 k + j``. The neighbours are numbered as in the paper,
+    counter-clockwise from the east: x1 = E, x2 = NE, x3 = N, x4 = NW, x5 = W,
+    x6 = SW, x7 = S, x8 = SE. Returns the deletable bits of the interior rows
+    (the centre bit itself is not tested).
+    """
+    east = x >> _ONE  # east[r, c] = x[r, c + 1]
+    east[:, :-1] |= x[:, 1:] << _TOP
+    west = x << _ONE  # west[r, c] = x[r, c - 1]
+    west[:, 1:] |= x[:, :-1] >> _TOP
+    x1, x2, x3, x4 = east[1:-1], east[:-2], x[:-2], west[:-2]
+    x5, x6, x7, x8 = west[1:-1], west[2:], x[2:], east[2:]
+    # G1: exactly one of the four "b_i = not x_{2i-1} and (x_{2i} or x_{2i+1})".
+    b1, b2, b3, b4 = ~x1 & (x2 | x3), ~x3 & (x4 | x5), ~x5 & (x6 | x7), ~x7 & (x8 | x1)
+    g1 = (b1 | b2 | b3 | b4) & ~_two_of_four(b1, b2, b3, b4)
+    # G2: 2 <= min(n1, n2) <= 3, n1 and n2 counting four pairwise ORs each.
+    p1, p2, p3, p4 = x1 | x2, x3 | x4, x5 | x6, x7 | x8
+    q1, q2, q3, q4 = x2 | x3, x4 | x5, x6 | x7, x8 | x1
+    g2 = (
+        _two_of_four(p1, p2, p3, p4)
+        & _two_of_four(q1, q2, q3, q4)
+        & ~(p1 & p2 & p3 & p4 & q1 & q2 & q3 & q4)
+    )
+    # G3: (x2 or x3 or not x8) and x1 is 0; G3': (x6 or x7 or not x4) and x5 is 0.
+    g3 = ~((x6 | x7 | ~x4) & x5) if second else ~((x2 | x3 | ~x8) & x1)
+    return g1 & g2 & g3
+
+
 def dilate_to_width(line_mask_: np.ndarray, width_px: int) -> np.ndarray:
     """Dilate 1-px lines with a ``width_px`` square, so straight lines are ``width_px`` wide.
 
@@ -162,9 +250,10 @@ def _spread(mask: np.ndarray, axis: int, offsets: list[int]) -> np.ndarray:
 def process_tracing(
     grey: np.ndarray, line_width: int = 3, threshold: float | None = None
 ) -> np.ndarray:
-    """Turn a traced image into a label: binarize, white-on-black, skeleton, dilate.
+    """Turn a traced image into a label: binarize, white-on-black, thin, dilate.
 
-    Thinning first makes the result independent of the GIMP stroke width.
+    Thinning first (:func:`centre_lines`) makes the result independent of the GIMP
+    stroke width.
 
     Parameters
     ----------
@@ -180,7 +269,7 @@ def process_tracing(
     (H, W) bool
         True on the boundary lines.
     """
-    return dilate_to_width(skeleton(line_mask(grey, threshold)), line_width)
+    return dilate_to_width(centre_lines(line_mask(grey, threshold)), line_width)
 
 
 def _smallest_uint(max_value: int) -> type[np.unsignedinteger]:
@@ -460,7 +549,7 @@ def resize_label(mask: np.ndarray, size: int | tuple[int, int], line_width: int 
     _check_2d("mask", mask)
     height, width = (size, size) if isinstance(size, int) else size
     if (height, width) == mask.shape:
-        return dilate_to_width(skeleton(mask), line_width)
+        return dilate_to_width(centre_lines(mask), line_width)
     img = Image.fromarray(mask.astype(np.float32))
     resample = (
         Image.Resampling.BOX
@@ -468,4 +557,4 @@ def resize_label(mask: np.ndarray, size: int | tuple[int, int], line_width: int 
         else Image.Resampling.BILINEAR
     )
     scaled = np.asarray(img.resize((width, height), resample=resample))
-    return dilate_to_width(skeleton(scaled > 0.25), line_width)
+    return dilate_to_width(centre_lines(scaled > 0.25), line_width)

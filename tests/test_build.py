@@ -109,10 +109,10 @@ def test_labels_are_binary_white_on_black_of_the_width_and_pass_check(
         assert not labels.is_inverted(grey) and 0 < np.mean(grey > 127) < 0.5
         width = labels.estimate_line_width(grey > 127)
         assert width is not None and abs(width - line_width) <= 1.0, (pair.label, width)
-        if line_width == 1:  # the 1-px skeleton: thinning changes nothing (off the cut edges)
+        if line_width == 1:  # the 1-px centre lines: thinning changes nothing (off the cut edges)
             mask = grey > 127
             inner = (slice(3, -3), slice(3, -3))
-            assert np.array_equal(labels.skeleton(mask)[inner], mask[inner])
+            assert np.array_equal(labels.centre_lines(mask)[inner], mask[inner])
     report = run_check(
         originals_only, CheckOptions(line_width=line_width, alignment=True, workers=1)
     )

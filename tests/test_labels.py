@@ -51,6 +51,54 @@ def test_otsu_threshold_of_8_bit_images_is_skimages() -> None:
             assert labels.otsu_threshold(grey) == float(threshold_otsu(grey))
 
 
+def _random_masks(seed: int):
+    """Random masks of awkward sizes (1 px, around the 64-bit word) and densities."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    for height, width in [(1, 1), (1, 70), (70, 1), (2, 2), (5, 63), (9, 64), (33, 65)]:
+        yield rng.random((height, width)) < 0.6
+    for k in range(60):
+        height, width = (int(v) for v in rng.integers(3, 140, 2))
+        mask = rng.random((height, width)) < rng.uniform(0.1, 0.95)
+        yield ndi.binary_opening(mask) if k % 2 else mask
+    yield np.ones((40, 130), bool)
+    yield np.zeros((40, 130), bool)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_centre_lines_are_skimage_thin_pixel_for_pixel(seed: int) -> None:
+    from skimage.morphology import thin
+
+    for mask in _random_masks(seed):
+        assert np.array_equal(labels.centre_lines(mask), thin(mask)), mask.shape
+
+
+def test_centre_lines_of_real_shaped_tracings_are_skimage_thin() -> None:
+    """Lines of 2-6 px with blobs at triple points, an SEM segmentation and a 1024 px tracing."""
+    from skimage.morphology import thin
+
+    from tests.test_registration import optical_steel, sem_lamellar
+
+    tracings = [optical_steel(0)[1], sem_lamellar(1)[1]]
+    tracings.append(synth.make_sample(3, size=(1024, 1024), grain_px=40.0).tracing)
+    for grey in tracings:
+        mask = labels.line_mask(grey)
+        lines = labels.centre_lines(mask)
+        assert np.array_equal(lines, thin(mask))
+        assert np.array_equal(labels.centre_lines(lines), lines)  # 1-px lines stay as they are
+        assert np.array_equal(labels.centre_lines(mask.astype(np.uint8) * 255), lines)
+
+
+def test_centre_lines_keep_a_two_px_diagonal_and_an_end() -> None:
+    diagonal = np.zeros((12, 12), bool)
+    for i in range(1, 10):
+        diagonal[i, i : i + 2] = True
+    lines = labels.centre_lines(diagonal)
+    assert 0 < lines.sum() < diagonal.sum()
+    assert lines[1:3, 1:3].any() and lines[9, 9:11].any()  # both ends survive
+
+
 def test_estimate_line_width_empty_is_none() -> None:
     assert labels.estimate_line_width(np.zeros((8, 8), bool)) is None
 

@@ -187,7 +187,9 @@ def test_correctly_traced_optical_micrographs_pass(tmp_path: Path, seed: int) ->
 def test_correctly_segmented_sem_lamellar_micrographs_pass(tmp_path: Path, seed: int) -> None:
     micrograph, segmentation = sem_lamellar(seed)
     edge_best = register_tracing(segmentation[:-STRIP], micrograph[:-STRIP])
-    assert edge_best.edge == (-2, 2) and edge_best.dark == (-6, 6)  # as measured on real SEM
+    # As measured on real SEM: edge (-2, 2), dark (-6, 6) with skimage's Zhang-Suen centre
+    # lines; the labels' Guo-Hall centre lines (labels.centre_lines) give dark (-6, 5) here.
+    assert edge_best.edge == (-2, 2) and edge_best.dark == (-6, 5)
     report = _check(write_sample(tmp_path, [micrograph], segmentation))
     assert _registration(report) == []
     assert report.ok

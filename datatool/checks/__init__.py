@@ -310,7 +310,7 @@ class SampleData:
         Returns
         -------
         (Border, (h, w) bool) or None
-            The border cut off and :func:`~datatool.labels.skeleton` of
+            The border cut off and :func:`~datatool.labels.centre_lines` of
             :func:`~datatool.labels.line_mask` of the tracing without it;
             ``Border()`` (the whole tracing) when the originals' strip does not
             fit the tracing. None without a readable, non-empty tracing.
@@ -324,7 +324,7 @@ class SampleData:
                     inner = strip_border(decoded.pixels, border)
                 except ValueError:
                     border, inner = Border(), decoded.pixels
-                self._lines = (border, labels.skeleton(labels.line_mask(inner)))
+                self._lines = (border, labels.centre_lines(labels.line_mask(inner)))
         return self._lines  # type: ignore[return-value]
 
 

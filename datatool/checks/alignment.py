@@ -127,7 +127,7 @@ def processed_tracing(
             inner = strip_border(tracing, border)
         except ValueError:
             border, inner = Border(), tracing
-        lines = (border, labels.skeleton(labels.line_mask(inner)))
+        lines = (border, labels.centre_lines(labels.line_mask(inner)))
     border, thin = lines
     h, w = thin.shape
     out[border.top : border.top + h, border.left : border.left + w] = labels.dilate_to_width(

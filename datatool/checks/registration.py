@@ -426,7 +426,7 @@ def register_tracing(tracing: np.ndarray, micrograph: np.ndarray) -> Registratio
     """
     if tracing.shape != micrograph.shape:
         raise ValueError(f"tracing {tracing.shape} and micrograph {micrograph.shape} differ")
-    thinned = labels.skeleton(labels.line_mask(tracing))
+    thinned = labels.centre_lines(labels.line_mask(tracing))
     window = line_window(thinned)
     return _register(LineSpectrum(thinned[window]), micrograph[window], dark=True)
 

@@ -71,10 +71,11 @@ def test_each_tracing_is_thinned_once_in_the_full_check(sample_tree, monkeypatch
     """Alignment and registration (once per field of view) share one thinned tracing."""
     thinned = _count_calls(monkeypatch, labels, "skeleton")
     monkeypatch.setattr(labels, "_thin", labels.skeleton)
+    centre_lines = _count_calls(monkeypatch, labels, "centre_lines")
     report = run_check(sample_tree, CheckOptions(workers=1))
     layout = scan(sample_tree)
     assert report.ok
     assert any(len(s.originals) > 1 for s in layout.samples)  # several fields of view per tracing
-    assert sum(thinned.values()) == _distinct_labels(sample_tree) + sum(
-        s.tracing is not None for s in layout.samples
-    )
+    # Each distinct label's grain skeleton K once, each tracing's centre lines once.
+    assert sum(thinned.values()) == _distinct_labels(sample_tree)
+    assert sum(centre_lines.values()) == sum(s.tracing is not None for s in layout.samples)

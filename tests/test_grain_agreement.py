@@ -71,7 +71,8 @@ def test_perfect_prediction_agrees_completely(truth: np.ndarray) -> None:
     assert result.count_error == 0
     assert result.centroid_f1 == 1 and result.orphan_fraction == 0
     assert result.ks_statistic < 0.05 and result.ks_pvalue > 0.9
-    assert result.disregistry == pytest.approx(0, abs=0.01)
+    # Blurring and thresholding moves a grain's centroid by about a tenth of a pixel.
+    assert result.disregistry * result.cutoff_px < 0.15
     assert result.adapted_rand_error == pytest.approx(0, abs=0.01)
     assert result.matches == result.true_grains
 

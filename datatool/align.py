@@ -110,6 +110,35 @@ def _integrals(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s1, s2
 
 
+def _box_sums(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Sums of every (h, w) window of ``a`` at the valid offsets, ``(H-h+1, W-w+1)``.
+
+    The first window's rows are summed once; each next offset adds the row (or
+    column) that enters and subtracts the one that leaves. A search window a few
+    offsets wide costs about one pass over it, far less than an integral image.
+    Exact for the integer-valued pixels of images (float64 sums below 2**53).
+    """
+    rows, cols = a.shape[0] - h + 1, a.shape[1] - w + 1
+    strips = np.empty((rows, a.shape[1]))
+    strips[0] = a[:h].sum(axis=0)
+    np.cumsum(a[h : h + rows - 1] - a[: rows - 1], axis=0, out=strips[1:])
+    strips[1:] += strips[0]
+    out = np.empty((rows, cols))
+    out[:, 0] = strips[:, :w].sum(axis=1)
+    np.cumsum(strips[:, w : w + cols - 1] - strips[:, : cols - 1], axis=1, out=out[:, 1:])
+    out[:, 1:] += out[:, :1]
+    return out
+
+
+def _valid_sums(image: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum and sum of squares of every (h, w) window of ``image`` (valid offsets), float64."""
+    a = image.astype(np.float64)
+    square = a * a
+    s1 = _box_sums(a, h, w)
+    # A line mask (0 and 1 only) is its own square: one pass fewer.
+    return s1, (s1 if np.array_equal(square, a) else _box_sums(square, h, w))
+
+
 def _window_sums(
     integrals: tuple[np.ndarray, np.ndarray], top: int, left: int, size: tuple[int, int, int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -193,7 +222,7 @@ def _ncc(
     corr = sfft.irfft2(spectrum * np.conj(t_spec), fft_shape, workers=1)
     corr = corr[: out_shape[0], : out_shape[1]]
     if sums is None:
-        sums = _window_sums(_integrals(image), 0, 0, (*out_shape, h, w))
+        sums = _valid_sums(image, h, w)
     s1, s2 = sums
     var = s2 - s1 * s1 / (h * w)
     peak = _peak(image) if peak is None else peak

@@ -345,3 +345,19 @@ def test_manifest_fast_path_rechecks_edited_files_and_verifies_a_sample(tree: Pa
     (tree / "manifest.json").write_text(json.dumps(manifest))
     report = _check(tree)
     assert [f.path for f in report.findings if f.code == "manifest-mismatch"] == [verified]
+
+
+@pytest.mark.parametrize(
+    ("shape", "template"),
+    [((280, 280), (256, 256)), ((100, 120), (30, 20)), ((50, 50), (50, 50)), ((1, 7), (1, 1))],
+)
+def test_window_sums_are_the_integral_images(shape, template) -> None:
+    """The sliding sums of a search window equal the integral images' box sums, exactly."""
+    rng = np.random.default_rng(sum(shape))
+    h, w = template
+    size = (shape[0] - h + 1, shape[1] - w + 1, h, w)
+    grey = (rng.random(shape) * 255).round().astype(np.float32)
+    for image in (grey, (grey > 200).astype(np.float32)):
+        expected = align._window_sums(align._integrals(image), 0, 0, size)
+        got = align._valid_sums(image, h, w)
+        assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 
+import numpy as np
+
 from datatool import io, labels
 from datatool.check import run_check
 from datatool.checks import CheckOptions
@@ -79,3 +81,30 @@ def test_each_tracing_is_thinned_once_in_the_full_check(sample_tree, monkeypatch
     # Each distinct label's grain skeleton K once, each tracing's centre lines once.
     assert sum(thinned.values()) == _distinct_labels(sample_tree)
     assert sum(centre_lines.values()) == sum(s.tracing is not None for s in layout.samples)
+
+
+def test_each_distinct_label_is_located_once_per_box(sample_tree, monkeypatch):
+    """Twin labels (one box of the tracing, cut for each field of view) are located once.
+
+    A twin edited in one field of view is located on its own and keeps its own finding.
+    """
+    from datatool.checks import alignment
+
+    located = collections.Counter()
+    real = alignment._match_label
+
+    def counting(ctx, tracing, lines, image, width):
+        located[(ctx.sample.entry.id, image.match.box if image else None)] += 1
+        return real(ctx, tracing, lines, image, width)
+
+    monkeypatch.setattr(alignment, "_match_label", counting)
+    pairs = [p for p in scan(sample_tree).pairs if p.sample_id == "0101"]
+    shifted = next(p.label for p in pairs if p.crop == 2 and p.fov == 2)
+    pixels = io.read_image(sample_tree / shifted).pixels
+    io.write_png(sample_tree / shifted, np.roll(pixels, 6, axis=1))  # cut 6 px off in one view
+    report = run_check(sample_tree, CheckOptions(workers=1))
+    misaligned = [f.path for f in report.findings if f.code == "misaligned"]
+    assert misaligned == [shifted]
+    twins = {(p.sample_id, p.crop) for p in scan(sample_tree).pairs}
+    # One search per box; two at the shifted label's box (it and its twin differ now).
+    assert sorted(located.values()) == [1] * (len(twins) - 1) + [2]

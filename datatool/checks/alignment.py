@@ -172,6 +172,8 @@ class _SampleSearch:
         self._planned: list[tuple[int, int] | None] | None = None
         self.found_at: dict[int, tuple[int, int]] = {}
         """``(left, top)`` where crop index m was found in its own original, first found."""
+        self.label_matches: dict[tuple, tuple] = {}
+        """Label location per (shared label measures, image box, scale, width): see locate_label."""
 
     def hints(self, crop: int | None) -> list[tuple[int, int]]:
         """Corners to try before a search: the plan's, then where a sibling crop was found.
@@ -367,6 +369,32 @@ def locate_image(
     return None, [found], None
 
 
+def _match_label(
+    ctx: _SampleSearch,
+    tracing: align.SearchImage,
+    lines: np.ndarray,
+    image: Located | None,
+    width: int,
+) -> tuple[align.Match, tuple[SampleEntry, align.Match] | None]:
+    """The label's best match in its tracing and, when that is poor, in the others'."""
+    scale = image.match.scale if image is not None else 1.0
+    match = align.Match((0, 0, lines.shape[1], lines.shape[0]), -1.0)
+    if image is not None:
+        radius = int(math.ceil(ctx.options.max_offset / scale)) + WINDOW_MARGIN
+        match = tracing.locate_in_window(lines, (image.match.left, image.match.top), radius)
+    if match.score < LABEL_GOOD_SCORE:
+        overall = tracing.locate(lines)
+        match = overall if overall.score > match.score else match
+    elsewhere = None
+    if match.score < LABEL_GOOD_SCORE:
+        for sample, other in ctx.other_tracings(width):
+            if _fits(other, lines):
+                candidate = other.locate(lines)
+                if elsewhere is None or candidate.score > elsewhere[1].score:
+                    elsewhere = (sample, candidate)
+    return match, elsewhere
+
+
 def locate_label(ctx: _SampleSearch, pair: PairData, image: Located | None) -> Iterator[Finding]:
     """Find the label in the processed tracing; report wrong pairing and misalignment."""
     rel = pair.entry.label
@@ -381,20 +409,14 @@ def locate_label(ctx: _SampleSearch, pair: PairData, image: Located | None) -> I
         lines = align.resize(lines, (bh, bw))
     if not _fits(tracing, lines):
         return
-    match = align.Match((0, 0, lines.shape[1], lines.shape[0]), -1.0)
-    if image is not None:
-        radius = int(math.ceil(ctx.options.max_offset / scale)) + WINDOW_MARGIN
-        match = tracing.locate_in_window(lines, (image.match.left, image.match.top), radius)
+    # Identical labels (one tracing cut at the same box for every field of view)
+    # whose images were found at the same box are located once.
+    key = (id(pair.measures), image.match.box if image is not None else None, scale, width)
+    if key not in ctx.label_matches:
+        found = _match_label(ctx, tracing, lines, image, width)
+        ctx.label_matches[key] = (pair.measures, *found)  # measures kept: their id stays unique
+    _, match, elsewhere = ctx.label_matches[key]
     if match.score < LABEL_GOOD_SCORE:
-        overall = tracing.locate(lines)
-        match = overall if overall.score > match.score else match
-    if match.score < LABEL_GOOD_SCORE:
-        elsewhere = None
-        for sample, other in ctx.other_tracings(width):
-            if _fits(other, lines):
-                candidate = other.locate(lines)
-                if elsewhere is None or candidate.score > elsewhere[1].score:
-                    elsewhere = (sample, candidate)
         if (
             elsewhere is not None
             and elsewhere[1].score >= LABEL_MIN_SCORE

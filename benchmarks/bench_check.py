@@ -20,7 +20,9 @@ Prints pairs per second and the ratio of the full check to the decode time
 seconds (this process plus its worker processes): on a machine shared with
 other work the wall-clock ratio swings with the load, the CPU ratio much less.
 The last line is the marginal cost, start-up excluded: the same measures on a
-tree of one sample per worker are subtracted from both sides.
+tree of one sample per worker are subtracted from both sides. Every measure is
+taken once per round, rounds are repeated (``--repeat``, default 3) and the
+best round of each measure is kept, so a change of load reaches all alike.
 
 Run: ``.venv/bin/python benchmarks/bench_check.py [--workers N] [--samples N]``
 """
@@ -59,11 +61,6 @@ def _decode_all(root: Path) -> tuple[int, float, float]:
     return len(rels), _cpu() - cpu, time.perf_counter() - started
 
 
-def _best(func, repeat: int):
-    results = [func() for _ in range(repeat)]
-    return min(results, key=lambda r: r[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -97,44 +94,55 @@ def main() -> None:
             lines = labels.skeleton(io.read_image(path).pixels > 127)
             # write_png renames a new file into place: the tree's hard-linked file is untouched
             io.write_png(path, labels.dilate_to_width(lines, 3).astype(np.uint8) * 255)
-        files, decode_cpu, decode_s = _best(lambda: _decode_all(root), args.repeat)
 
-        def timed(alignment: bool, folder: Path = root):
+        def timed(folder: Path, alignment: bool = True):
             options = CheckOptions(workers=args.workers, alignment=alignment)
             cpu, started = _cpu(), time.perf_counter()
             report = run_check(folder, options)
             return report, _cpu() - cpu, time.perf_counter() - started
 
-        fast, fast_cpu, fast_s = _best(lambda: timed(False), args.repeat)
-        full, full_cpu, full_s = _best(lambda: timed(True), args.repeat)
-        cut, cut_cpu, cut_s = _best(lambda: timed(True, hand), args.repeat)
-        made, made_cpu, made_s = _best(lambda: timed(True, other), args.repeat)
-        pairs = full.summary.pairs
-        reports = (full, cut, made)
+        # Every measure once per round, rounds repeated, the best round of each kept:
+        # a change of load during the run then reaches every measure alike.
+        measures = {
+            "decode": lambda: _decode_all(root),
+            "fast": lambda: timed(root, alignment=False),
+            "full": lambda: timed(root),
+            "hand": lambda: timed(hand),
+            "labels": lambda: timed(other),
+            "small decode": lambda: _decode_all(small),
+            "small full": lambda: timed(small),
+            "small hand": lambda: timed(small_hand),
+        }
+        best: dict[str, tuple] = {}
+        for _ in range(args.repeat):
+            for name, measure in measures.items():
+                result = measure()
+                if name not in best or result[-1] < best[name][-1]:
+                    best[name] = result
+        files, decode_cpu, decode_s = best["decode"]
+        pairs = best["full"][0].summary.pairs
+        reports = [best[name][0] for name in ("full", "hand", "labels")]
         assert all(r.ok for r in reports), [f.message for r in reports for f in r.errors()]
         print(f"tree: {pairs} pairs, {files} files, originals 1024 px, crops 256 px")
         print(
             f"decode once (1 process)    {decode_s:6.2f} s  {pairs / decode_s:7.1f} pairs/s"
             f"              CPU {decode_cpu:6.2f} s"
         )
-        rows = (
-            ("--fast", fast_s, fast_cpu),
-            ("full  ", full_s, full_cpu),
-            ("hand  ", cut_s, cut_cpu),
-            ("labels", made_s, made_cpu),
-        )
-        for name, wall, cpu in rows:
+        for name in ("fast", "full", "hand", "labels"):
+            _, cpu, wall = best[name]
+            label = "--fast" if name == "fast" else f"{name:6s}"
             print(
-                f"check {name} ({args.workers} workers) {wall:6.2f} s  {pairs / wall:7.1f} pairs/s"
+                f"check {label} ({args.workers} workers) {wall:6.2f} s  {pairs / wall:7.1f} pairs/s"
                 f"  ratio {wall / decode_s:5.2f}  CPU {cpu:6.2f} s  ratio {cpu / decode_cpu:5.2f}"
             )
-        _, small_decode_cpu, small_decode_s = _best(lambda: _decode_all(small), args.repeat)
+        _, small_decode_cpu, small_decode_s = best["small decode"]
         decode_wall, decode_more = decode_s - small_decode_s, decode_cpu - small_decode_cpu
-        for name, folder, big_s, big_cpu in (
-            ("full check", small, full_s, full_cpu),
-            ("hand-cut  ", small_hand, cut_s, cut_cpu),
+        for name, big, little in (
+            ("full check", "full", "small full"),
+            ("hand-cut  ", "hand", "small hand"),
         ):
-            small_report, small_cpu, small_s = _best(lambda f=folder: timed(True, f), args.repeat)
+            _, big_cpu, big_s = best[big]
+            small_report, small_cpu, small_s = best[little]
             more = pairs - small_report.summary.pairs
             wall, cpu = big_s - small_s, big_cpu - small_cpu
             print(

@@ -109,11 +109,15 @@ def _check_unit_item(item: tuple[str, SampleEntry | None, list[PairEntry], Check
 def _preload_for_workers() -> None:
     """Import, before the local worker processes fork, what every unit imports on first use.
 
-    skimage's morphology package (thinning) costs about 0.2 s to import; done
-    once here, the forked workers share it instead of each importing it again.
+    skimage's morphology package (thinning) costs about 0.2 s to import, and
+    PIL's first ``open`` about 25 ms (its common format plugins); done once
+    here, the forked workers share them instead of each importing them again.
     """
+    from PIL import Image
     from skimage.filters import threshold_otsu  # noqa: F401
     from skimage.morphology import skeletonize  # noqa: F401
+
+    Image.preinit()
 
 
 def _run_units(

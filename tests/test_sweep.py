@@ -58,6 +58,32 @@ def test_rows_follow_epochs_and_match_the_losses_functions(run):
     assert mean.bce == pytest.approx(np.mean([r.bce for r in result.rows[-2:]]))
 
 
+def test_grains_measure_each_truth_once_and_match_the_agreement(run, monkeypatch):
+    """With --grains each truth's grain map is made once per image, not once per checkpoint."""
+    from datatool import grains
+    from datatool.metrics.grains import grain_agreement
+
+    _, pairs, checkpoints, options, _ = run
+    options = options.model_copy(update={"grains": True})
+    calls = []
+    real = grains.grain_map
+
+    def counting(boundary, *args, **kwargs):
+        calls.append(boundary.shape)
+        return real(boundary, *args, **kwargs)
+
+    monkeypatch.setattr(grains, "grain_map", counting)
+    result = sweep.run_sweep(checkpoints, pairs, options)
+    # One map per truth (2 images), one per prediction (3 checkpoints x 2 images).
+    assert len(calls) == len(pairs) + len(checkpoints) * len(pairs) == 8
+    monkeypatch.setattr(grains, "grain_map", real)
+    row = result.rows[-1]
+    prepared = sweep.prepare_pair(pairs[-1], options)
+    model = load_unet(checkpoints[-1].path)
+    pred = predict(model, [prepared.pixels])[0].astype(np.float16).astype(np.float32)
+    assert row.grains == grain_agreement(pred, prepared.truth)
+
+
 def test_cache_avoids_running_the_network_and_gives_identical_scores(run, tmp_path, monkeypatch):
     _, pairs, checkpoints, options, _ = run
     first = sweep.run_sweep(checkpoints, pairs, options, cache_dir=tmp_path)

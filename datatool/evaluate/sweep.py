@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -54,6 +54,9 @@ from datatool.torch.inference import (
     select_device,
     strip_scale_bar,
 )
+
+if TYPE_CHECKING:
+    from datatool.labels import GrainMap
 
 #: Version of the cached prediction format and preprocessing; bump to invalidate old caches.
 CACHE_VERSION = 1
@@ -118,6 +121,9 @@ class _Prepared:
     pixels: np.ndarray  # (R, R) float32 network input
     truth: np.ndarray  # (R, R) bool
     digest: str  # sha256 of the image file
+    # grain_map(truth) with --grains: once per image, not once per checkpoint (the
+    # prepared batches are kept for every checkpoint of the sweep).
+    truth_grains: GrainMap | None = None
 
 
 def prepare_pair(pair: EvalPair, options: SweepOptions) -> _Prepared:
@@ -142,11 +148,18 @@ def prepare_pair(pair: EvalPair, options: SweepOptions) -> _Prepared:
     if options.remove_border:
         pixels, truth = strip_scale_bar(pixels, truth)
     scaled = pixels.astype(np.float32) / np.float32(decoded.max_value)
+    truth = resize_label(np.ascontiguousarray(truth), options.resolution, options.line_width)
+    truth_grains = None
+    if options.grains:
+        from datatool.grains import grain_map
+
+        truth_grains = grain_map(truth)
     return _Prepared(
         pair=pair,
         pixels=resize_image(scaled, options.resolution),
-        truth=resize_label(np.ascontiguousarray(truth), options.resolution, options.line_width),
+        truth=truth,
         digest=sha256_file(pair.image),
+        truth_grains=truth_grains,
     )
 
 
@@ -196,16 +209,17 @@ def quantize(prediction: np.ndarray) -> np.ndarray:
 
 
 def _score_row(
-    prediction: np.ndarray, truth: np.ndarray, checkpoint: Checkpoint, name: str, options
+    prediction: np.ndarray, item: _Prepared, checkpoint: Checkpoint, options
 ) -> MetricRow:
+    truth = item.truth
     row = score(prediction.astype(np.float32), truth, options.score_params(), options.sigmas[1:])
     if options.grains:
         from datatool.metrics.grains import grain_agreement
 
-        row.grains = grain_agreement(prediction.astype(np.float32), truth)
+        row.grains = grain_agreement(prediction.astype(np.float32), truth, item.truth_grains)
     return MetricRow(
         **dict(row, params=None), kind="image", epoch=checkpoint.epoch,
-        checkpoint=str(checkpoint.path), image=name, images=1,
+        checkpoint=str(checkpoint.path), image=item.pair.name, images=1,
     )  # fmt: skip
 
 
@@ -286,7 +300,7 @@ def run_unit(unit: SweepUnit) -> UnitResult:
                 cache.put(keys[i], predictions[i])
     rows = []
     for item, prediction in zip(unit.items, predictions, strict=True):
-        rows.append(_score_row(prediction, item.truth, unit.checkpoint, item.pair.name, options))
+        rows.append(_score_row(prediction, item, unit.checkpoint, options))
         if unit.overlay_dir is not None:
             from datatool.metrics.overlays import write_overlays
 

@@ -193,7 +193,8 @@ class _Level:
 
 
 def _peak(pixels: np.ndarray) -> float:
-    return max(1.0, float(np.abs(pixels).max()))
+    """``max(1, |pixels|.max())`` without a full-size temporary of ``|pixels|``."""
+    return max(1.0, float(pixels.max()), -float(pixels.min())) if pixels.size else 1.0
 
 
 def _ncc(

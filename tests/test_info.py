@@ -39,3 +39,17 @@ def test_info_prints_grains_per_split_within_80_columns(run_cli, monkeypatch) ->
     assert all(len(line) <= 80 for line in out.splitlines())
     code, out, _ = run_cli("info", FIXTURE_TREE, "--json")
     assert json.loads(out)["grains_per_split"]["validation"]["crops"] == 8
+
+
+def test_unpaired_files_are_not_counted_as_pairs(sample_tree, run_cli, monkeypatch) -> None:
+    """An image without its label (or a label without its image) is not a pair."""
+    complete = describe(sample_tree)
+    pairs = scan(sample_tree).pairs
+    (sample_tree / pairs[0].label).unlink()  # an image left without its label
+    (sample_tree / pairs[-1].image).unlink()  # a label left without its image
+    info = describe(sample_tree)
+    assert info.pairs == complete.pairs - 2 and info.unpaired == 2
+    assert sum(info.per_split.values()) == info.pairs
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run_cli("info", sample_tree)
+    assert code == 0 and "unpaired files" in out and "2 (datatool check names them)" in out

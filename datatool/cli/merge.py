@@ -131,6 +131,8 @@ def info_command(
         raise typer.Exit(0 if info.manifest_matches is not False else 1)
     widths = info.line_width
     items = [("pairs", str(info.pairs)), ("per split", _counts(info.per_split))]
+    if info.unpaired:
+        items.append(("unpaired files", f"{info.unpaired} (datatool check names them)"))
     if info.per_source:
         items += [
             ("per source", _counts(info.per_source)),

@@ -361,3 +361,51 @@ def test_window_sums_are_the_integral_images(shape, template) -> None:
         expected = align._window_sums(align._integrals(image), 0, 0, size)
         got = align._valid_sums(image, h, w)
         assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+
+
+def _zhang_suen_tree(root: Path, line_width: int) -> Path:
+    """Two samples of GIMP-like 9 px strokes whose labels an older datatool made.
+
+    Their centre lines come from skimage's skeletonize (Zhang-Suen), not from the
+    labels' Guo-Hall thinning the check now uses: a pixel apart in places.
+    """
+    from scipy import ndimage as ndi
+
+    from datatool import layout
+
+    size, crop = (512, 512), 256
+    boxes = synth.grid_boxes(size, crop, 4)
+    for i, (sid, split) in enumerate((("0301", "training"), ("0302", "validation"))):
+        sample = synth.make_sample(20 + i, size, 30.0, 2)
+        ink = ndi.gaussian_filter(ndi.binary_dilation(sample.boundaries, iterations=4) * 1.0, 0.9)
+        tracing = np.clip(np.round(255 * (1 - 1.6 * ink)), 0, 255).astype(np.uint8)
+        tracing = np.vstack([tracing, np.full((STRIP, size[1]), 255, np.uint8)])
+        folder = root / split / layout.sample_folder(sid, split) / layout.ALIGNED_DIR
+        io.write_png(folder / layout.tracing_name(sid), tracing)
+        old_lines = labels.skeleton(labels.line_mask(tracing[: size[0]]))
+        label = labels.dilate_to_width(old_lines, line_width)
+        for fov, original in enumerate(sample.originals, start=1):
+            io.write_png(folder / layout.original_name(sid, fov), original)
+            for m, box in enumerate(boxes, start=1):
+                stem = layout.crop_stem(sid, fov, m)
+                io.write_png(folder / layout.IMAGE_DIR / f"{stem}.png", cut(original, box))
+                io.write_png(folder / layout.LABEL_DIR / f"{stem}.png", cut(label, box))
+    return root
+
+
+@pytest.mark.parametrize("line_width", [1, 2])
+def test_thin_labels_of_another_thinning_still_pass(
+    tmp_path: Path, monkeypatch, line_width
+) -> None:
+    """1-2 px labels thinned by Zhang-Suen are compared 1 px wider when they match poorly."""
+    from datatool.checks import alignment
+
+    root = _zhang_suen_tree(tmp_path / "tree", line_width)
+    options = CheckOptions(workers=1, line_width=line_width)
+    report = run_check(root, options)
+    assert report.ok, [f.message for f in report.errors()]
+    # A 2 px line has no centre pixel: its label is placed within a pixel (as it always was).
+    limit = 0.0 if line_width == 1 else 1.0
+    assert all(max(abs(v) for v in p.offset) <= limit for p in report.pairs)
+    monkeypatch.setattr(alignment, "THIN_LABEL_WIDTH", 0)  # without the wider comparison
+    assert "wrong-pairing" in {f.code for f in run_check(root, options).errors()}

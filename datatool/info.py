@@ -72,9 +72,10 @@ class DatasetInfo(BaseModel):
     root: str = Field(description="Absolute path of the dataset.")
     kind: Literal["tree", "flat"] = Field(description="Layout of the dataset.")
     name: str | None = Field(default=None, description="Merge name, when it is a merged set.")
-    pairs: int = Field(description="Image/label pairs (by name), both files present.")
+    pairs: int = Field(description="Image/label pairs (by name, as datatool check counts them).")
     unpaired: int = Field(
-        default=0, description="Images without their label or labels without their image."
+        default=0,
+        description="Of those, images without their label or labels without their image.",
     )
     per_split: dict[str, int] = Field(description="Pairs per split ('-' for no split).")
     per_source: dict[str, int] = Field(
@@ -153,9 +154,9 @@ def describe(
     info = DatasetInfo(
         root=layout.root,
         kind=layout.kind,
-        pairs=len(pairs),
+        pairs=len(layout.pairs),
         unpaired=len(layout.pairs) - len(pairs),
-        per_split=dict(Counter(p.split or "-" for p in pairs)),
+        per_split=dict(Counter(p.split or "-" for p in layout.pairs)),
         measured=len(measured),
         sizes=dict(sizes.most_common()),
         line_width=(

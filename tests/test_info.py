@@ -41,15 +41,23 @@ def test_info_prints_grains_per_split_within_80_columns(run_cli, monkeypatch) ->
     assert json.loads(out)["grains_per_split"]["validation"]["crops"] == 8
 
 
-def test_unpaired_files_are_not_counted_as_pairs(sample_tree, run_cli, monkeypatch) -> None:
-    """An image without its label (or a label without its image) is not a pair."""
+def test_pairs_are_counted_as_check_counts_them_and_unpaired_ones_said(
+    sample_tree, run_cli, monkeypatch
+) -> None:
+    """An image without its label (or a label without its image) is a pair, said incomplete."""
+    from datatool.check import run_check
+    from datatool.checks import CheckOptions
+
     complete = describe(sample_tree)
+    assert complete.unpaired == 0
     pairs = scan(sample_tree).pairs
     (sample_tree / pairs[0].label).unlink()  # an image left without its label
     (sample_tree / pairs[-1].image).unlink()  # a label left without its image
     info = describe(sample_tree)
-    assert info.pairs == complete.pairs - 2 and info.unpaired == 2
+    report = run_check(sample_tree, CheckOptions(workers=1, alignment=False))
+    assert info.pairs == report.summary.pairs == complete.pairs and info.unpaired == 2
     assert sum(info.per_split.values()) == info.pairs
+    assert info.measured == complete.measured - 2  # only complete pairs are decoded
     monkeypatch.setenv("COLUMNS", "80")
     code, out, _ = run_cli("info", sample_tree)
-    assert code == 0 and "unpaired files" in out and "2 (datatool check names them)" in out
+    assert code == 0 and "2 without its image or label" in out

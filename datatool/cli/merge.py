@@ -130,9 +130,10 @@ def info_command(
         typer.echo(info.model_dump_json(indent=2))
         raise typer.Exit(0 if info.manifest_matches is not False else 1)
     widths = info.line_width
-    items = [("pairs", str(info.pairs)), ("per split", _counts(info.per_split))]
+    pairs = str(info.pairs)
     if info.unpaired:
-        items.append(("unpaired files", f"{info.unpaired} (datatool check names them)"))
+        pairs += f", {info.unpaired} without its image or label (datatool check names them)"
+    items = [("pairs", pairs), ("per split", _counts(info.per_split))]
     if info.per_source:
         items += [
             ("per source", _counts(info.per_source)),

@@ -11,6 +11,7 @@ from scipy import ndimage as ndi
 from datatool import grains, labels, synth
 from datatool.metrics.grains import (
     GrainAgreement,
+    TruthGrains,
     grain_agreement,
     match_centroids,
     mean_nearest_neighbour,
@@ -237,5 +238,8 @@ def test_a_precomputed_truth_map_gives_the_same_agreement() -> None:
     truth[:, ::16] = True
     pred = np.roll(truth, 1, axis=0).astype(np.float32)
     assert grain_agreement(pred, truth, grain_map(truth)) == grain_agreement(pred, truth)
+    kept = TruthGrains.of(grain_map(truth))
+    assert kept.labels.dtype == np.uint16
+    assert grain_agreement(pred, truth, kept) == grain_agreement(pred, truth)
     with pytest.raises(ValueError, match="true_map"):
         grain_agreement(pred, truth, grain_map(truth[:48]))

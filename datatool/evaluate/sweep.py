@@ -56,7 +56,7 @@ from datatool.torch.inference import (
 )
 
 if TYPE_CHECKING:
-    from datatool.labels import GrainMap
+    from datatool.metrics.grains import TruthGrains
 
 #: Version of the cached prediction format and preprocessing; bump to invalidate old caches.
 CACHE_VERSION = 1
@@ -121,9 +121,9 @@ class _Prepared:
     pixels: np.ndarray  # (R, R) float32 network input
     truth: np.ndarray  # (R, R) bool
     digest: str  # sha256 of the image file
-    # grain_map(truth) with --grains: once per image, not once per checkpoint (the
-    # prepared batches are kept for every checkpoint of the sweep).
-    truth_grains: GrainMap | None = None
+    # The truth's grains with --grains: measured once per image, not once per checkpoint
+    # (the prepared batches are kept for every checkpoint of the sweep).
+    truth_grains: TruthGrains | None = None
 
 
 def prepare_pair(pair: EvalPair, options: SweepOptions) -> _Prepared:
@@ -152,8 +152,9 @@ def prepare_pair(pair: EvalPair, options: SweepOptions) -> _Prepared:
     truth_grains = None
     if options.grains:
         from datatool.grains import grain_map
+        from datatool.metrics.grains import TruthGrains
 
-        truth_grains = grain_map(truth)
+        truth_grains = TruthGrains.of(grain_map(truth))
     return _Prepared(
         pair=pair,
         pixels=resize_image(scaled, options.resolution),

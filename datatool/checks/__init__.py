@@ -462,7 +462,7 @@ def once_per_run(findings: list[Finding], *, max_related: int = 20) -> list[Find
             first.model_copy(
                 update={
                     "message": f"{first.message} ({first.path}{more})",
-                    "measured": len(same),
+                    "measured": float(len(same)),  # model_copy does not validate: a float
                     "related": [f.path for f in same[1 : 1 + max_related]],
                 }
             )

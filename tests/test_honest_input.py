@@ -200,6 +200,17 @@ def test_build_refuses_a_tracing_of_one_grey_level(sample_tree: Path, run_cli) -
     assert code == 1 and "0101_trace.png" in err and "nothing is traced" in err
 
 
+def test_a_blank_tracing_is_one_error_on_the_tracing(sample_tree: Path) -> None:
+    """Not eight wrong pairings: the tracing is what is wrong."""
+    trace = sample_tree / SAMPLE / "0101_trace.png"
+    Image.fromarray(np.full((344, 320), 255, np.uint8)).save(trace)
+    report = check(sample_tree)
+    assert [(f.code, f.path) for f in report.errors()] == [
+        ("empty-tracing", f"{SAMPLE}/0101_trace.png")
+    ]
+    assert "8 label(s)" in report.errors()[0].message
+
+
 # --------------------------------------------------------------------------- 9. precision
 
 

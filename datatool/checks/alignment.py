@@ -218,12 +218,13 @@ class _SampleSearch:
         return self._originals[fov]
 
     def tracing(self, width: int) -> align.SearchImage | None:
+        """The processed tracing at ``width``; None without a tracing or a line in it."""
         if width not in self._tracings:
             decoded = self.sample.tracing()
             lines = self.sample.tracing_lines()
             self._tracings[width] = (
                 None
-                if decoded is None
+                if decoded is None or lines is None or not lines[1].any()
                 else align.SearchImage(
                     processed_tracing(decoded.pixels, width, self.sample.border(), lines)
                 )
@@ -643,6 +644,17 @@ def check_pair(ctx: _SampleSearch, pair: PairData) -> Iterator[Finding]:
 def alignment(sample: SampleData, options: CheckOptions) -> Iterator[Finding]:
     """Locate every crop pair of a sample in its originals and tracing; compare the boxes."""
     ctx = _SampleSearch(sample, options)
+    lines = sample.tracing_lines()
+    if lines is not None and not lines[1].any() and sample.entry.tracing is not None:
+        labelled = sum(pair.entry.label is not None for pair in sample.pairs)
+        yield finding(
+            "error",
+            "empty-tracing",
+            "alignment",
+            sample.entry.tracing,
+            "the tracing has no line: it is one grey level, or nothing in it stands out as "
+            f"lines; its {labelled} label(s) cannot be proven against it (re-export the tracing)",
+        )
     records: dict[str, Recorded] = {}
     manifest = sample.root / MANIFEST_FILE
     if manifest.is_file():

@@ -43,6 +43,7 @@ CAUSE_ORDER = (
     "ambiguous-alpha",
     "missing-aligned",
     "missing-tracing",
+    "empty-tracing",
     "ambiguous-name",
     "bad-sample-folder",
     "bad-name",

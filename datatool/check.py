@@ -45,9 +45,7 @@ def _decode(
     return decode_file(root, rel, findings, role=role, max_pixels=max_pixels)
 
 
-def _pair_data(
-    root: Path, entry: PairEntry, findings: list[Finding], max_pixels: int
-) -> PairData:
+def _pair_data(root: Path, entry: PairEntry, findings: list[Finding], max_pixels: int) -> PairData:
     image = _decode(root, entry.image, findings, "image", max_pixels)
     label = _decode(root, entry.label, findings, "label", max_pixels)
     stats = PairStats(

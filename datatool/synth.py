@@ -181,18 +181,35 @@ def write_tree(
     for index, (sample_id, split) in enumerate(samples.items()):
         sample = make_sample(seed + index, size, grain_px, fields_of_view)
         folder = root / split / layout.sample_folder(sample_id, split) / layout.ALIGNED_DIR
-        io.write_png(folder / layout.tracing_name(sample_id), sample.tracing)
         label_full = process_tracing(sample.tracing[: size[0]], line_width)
-        io.atomic_write_text(
-            folder / layout.PLAN_FILES[0], json.dumps({"boxes": [list(b) for b in boxes]}) + "\n"
-        )
-        for fov, original in enumerate(sample.originals, start=1):
-            io.write_png(folder / layout.original_name(sample_id, fov), original)
-            for m, box in enumerate(boxes, start=1):
-                stem = layout.crop_stem(sample_id, fov, m)
-                io.write_png(folder / layout.IMAGE_DIR / f"{stem}.png", cut(original, box))
-                io.write_png(folder / layout.LABEL_DIR / f"{stem}.png", cut(label_full, box))
+        write_sample(folder, sample_id, sample.originals, sample.tracing, label_full, boxes)
     return root
+
+
+def write_sample(
+    folder: Path,
+    sample_id: str,
+    originals: list[np.ndarray],
+    tracing: np.ndarray,
+    label_full: np.ndarray,
+    boxes: list[Box],
+) -> Path:
+    """Write one sample's ``aligned`` folder: tracing, ``crops.json``, originals and crops.
+
+    Every box is cut from every field of view (``image/``) and from ``label_full``
+    (``label/``), the label as the caller made it (the build's way, or another).
+    """
+    io.write_png(folder / layout.tracing_name(sample_id), tracing)
+    io.atomic_write_text(
+        folder / layout.PLAN_FILES[0], json.dumps({"boxes": [list(b) for b in boxes]}) + "\n"
+    )
+    for fov, original in enumerate(originals, start=1):
+        io.write_png(folder / layout.original_name(sample_id, fov), original)
+        for m, box in enumerate(boxes, start=1):
+            stem = layout.crop_stem(sample_id, fov, m)
+            io.write_png(folder / layout.IMAGE_DIR / f"{stem}.png", cut(original, box))
+            io.write_png(folder / layout.LABEL_DIR / f"{stem}.png", cut(label_full, box))
+    return folder
 
 
 FIXTURE_SAMPLES = {"0101": "training", "0102": "training", "0201": "validation"}

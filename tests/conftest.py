@@ -38,3 +38,17 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
         return (code if isinstance(code, int) else (0 if code is None else 1)), out, err
 
     return run
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path) -> Path:
+    """A width-2 U-Net checkpoint of epoch 40 (random weights)."""
+    import torch
+
+    from datatool.torch.unet import UNet
+
+    torch.manual_seed(0)
+    path = tmp_path / "ckpt" / "unet_40.pth"
+    path.parent.mkdir()
+    torch.save(UNet(base_width=2).state_dict(), path)
+    return path

@@ -381,15 +381,9 @@ def _zhang_suen_tree(root: Path, line_width: int) -> Path:
         tracing = np.clip(np.round(255 * (1 - 1.6 * ink)), 0, 255).astype(np.uint8)
         tracing = np.vstack([tracing, np.full((STRIP, size[1]), 255, np.uint8)])
         folder = root / split / layout.sample_folder(sid, split) / layout.ALIGNED_DIR
-        io.write_png(folder / layout.tracing_name(sid), tracing)
         old_lines = labels.skeleton(labels.line_mask(tracing[: size[0]]))
         label = labels.dilate_to_width(old_lines, line_width)
-        for fov, original in enumerate(sample.originals, start=1):
-            io.write_png(folder / layout.original_name(sid, fov), original)
-            for m, box in enumerate(boxes, start=1):
-                stem = layout.crop_stem(sid, fov, m)
-                io.write_png(folder / layout.IMAGE_DIR / f"{stem}.png", cut(original, box))
-                io.write_png(folder / layout.LABEL_DIR / f"{stem}.png", cut(label, box))
+        synth.write_sample(folder, sid, sample.originals, tracing, label, boxes)
     return root
 
 

@@ -141,19 +141,6 @@ def test_label_edited_after_build_is_still_blamed_on_the_label(sample_tree, run_
 # --- 10. inference at the wrong size ------------------------------------------------------
 
 
-@pytest.fixture
-def tiny_checkpoint(tmp_path: Path) -> Path:
-    import torch
-
-    from datatool.torch.unet import UNet
-
-    torch.manual_seed(0)
-    path = tmp_path / "ckpt" / "unet_40.pth"
-    path.parent.mkdir()
-    torch.save(UNet(base_width=2).state_dict(), path)
-    return path
-
-
 def test_infer_keeps_the_aspect_and_writes_at_the_inputs_size(
     tmp_path, tiny_checkpoint, run_cli, monkeypatch
 ):

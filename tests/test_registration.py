@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from datatool import io, labels, layout, synth
+from datatool import labels, layout, synth
 from datatool.checks.registration import (
     MAX_SHIFT,
     evidence_maps,
@@ -140,21 +140,13 @@ def write_sample(
     The labels are cut from ``label_from`` (default: the tracing itself), processed as the build
     does, so the crops agree with the tracing whatever its registration.
     """
-    from datatool.crop import cut
     from datatool.labels import process_tracing
 
     folder = root / "training" / f"{sample_id}_training" / layout.ALIGNED_DIR
     folder.mkdir(parents=True)
-    io.write_png(folder / layout.tracing_name(sample_id), tracing)
     source = tracing if label_from is None else label_from
     label_full = process_tracing(source[:-STRIP], 3)
-    (folder / "crops.json").write_text(json.dumps({"boxes": [list(b) for b in BOXES]}))
-    for fov, micrograph in enumerate(micrographs, start=1):
-        io.write_png(folder / layout.original_name(sample_id, fov), micrograph)
-        for m, box in enumerate(BOXES, start=1):
-            stem = layout.crop_stem(sample_id, fov, m)
-            io.write_png(folder / layout.IMAGE_DIR / f"{stem}.png", cut(micrograph, box))
-            io.write_png(folder / layout.LABEL_DIR / f"{stem}.png", cut(label_full, box))
+    synth.write_sample(folder, sample_id, micrographs, tracing, label_full, BOXES)
     return root
 
 

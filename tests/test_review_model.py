@@ -11,19 +11,6 @@ from datatool import io, synth
 
 
 @pytest.fixture
-def tiny_checkpoint(tmp_path: Path) -> Path:
-    import torch
-
-    from datatool.torch.unet import UNet
-
-    torch.manual_seed(0)
-    path = tmp_path / "ckpt" / "unet_40.pth"
-    path.parent.mkdir()
-    torch.save(UNet(base_width=2).state_dict(), path)
-    return path
-
-
-@pytest.fixture
 def micrograph(tmp_path: Path) -> tuple[Path, Path]:
     """A 128x128 px image and its label, the size of the build's crops."""
     sample = synth.make_sample(3, (128, 128), 28.0, 1, strip=0)
